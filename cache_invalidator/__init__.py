@@ -1,0 +1,1 @@
+"""Sends OpenWhisk cache invalidations for Cosmos DB changes to a region's Kafka."""

@@ -1,0 +1,199 @@
+"""Turns a change batch into cache-invalidation messages, as CONTRACT.md says.
+
+Pure: documents and options in, messages and counts out. No I/O, no clock, no
+logging; the caller reports what was skipped. It never raises on a document,
+because a document that raises would be handed again forever and block its
+lease of the change feed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+
+
+class ContainerKind(enum.Enum):
+    """Which OpenWhisk container a batch comes from; it decides the keys."""
+
+    WHISKS = "whisks"
+    SUBJECTS = "subjects"
+
+
+@dataclasses.dataclass(frozen=True)
+class Invalidation:
+    """One Kafka message: the cache key's mainId as message key, the contract JSON as value."""
+
+    key: bytes
+    value: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedDocument:
+    """A poison document: its place in the batch and why it can never be invalidated."""
+
+    position: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedNamespace:
+    """A namespace entry of a subject document that yields no key; the document itself is still invalidated."""
+
+    position: int
+    document_id: str
+    entry: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslatedBatch:
+    """What a change batch becomes."""
+
+    invalidations: list[Invalidation]
+    documents: int
+    own_cluster: int
+    poison: list[SkippedDocument]
+    skipped_namespaces: list[SkippedNamespace]
+    newest_timestamp: Optional[int]
+
+
+def translate(
+    documents: Iterable[Any],
+    kind: ContainerKind,
+    *,
+    instance_id: str,
+    cluster_id: Optional[str] = None,
+    invalidate_auth_keys: bool = False,
+) -> TranslatedBatch:
+    """The invalidations for a change batch, in document order, each exact message once."""
+    values: dict[bytes, bytes] = {}  # value -> key; dicts keep the first place of each
+    poison: list[SkippedDocument] = []
+    skipped_namespaces: list[SkippedNamespace] = []
+    own_cluster = 0
+    newest: Optional[int] = None
+    count = 0
+
+    def add(main_id: str, secondary_id: Optional[str] = None) -> None:
+        key: dict[str, str] = {"mainId": main_id}
+        if secondary_id is not None:
+            key["secondaryId"] = secondary_id
+        value = _encode({"instanceId": instance_id, "key": key})
+        if value not in values:
+            values[value] = main_id.encode("utf-8")
+
+    for position, document in enumerate(documents):
+        count += 1
+        problem = _poison_reason(document)
+        if problem is not None:
+            poison.append(SkippedDocument(position, problem))
+            continue
+        timestamp = document.get("_ts")
+        if type(timestamp) is int and (newest is None or timestamp > newest):
+            newest = timestamp
+        if cluster_id is not None and document.get("_clusterId") == cluster_id:
+            own_cluster += 1
+            continue
+
+        main_id = document["id"].replace("|", "/")
+        add(main_id)
+        if kind is ContainerKind.SUBJECTS:
+            _subject_keys(document, main_id, position, add, skipped_namespaces, invalidate_auth_keys)
+
+    return TranslatedBatch(
+        invalidations=[Invalidation(key, value) for value, key in values.items()],
+        documents=count,
+        own_cluster=own_cluster,
+        poison=poison,
+        skipped_namespaces=skipped_namespaces,
+        newest_timestamp=newest,
+    )
+
+
+def _poison_reason(document: Any) -> Optional[str]:
+    """Why a document can never yield a key, or None when it can."""
+    if document is None:
+        return "the document is null"
+    if not isinstance(document, Mapping):
+        return f"the document is a {type(document).__name__}, not an object"
+    if "id" not in document:
+        return "the document has no id"
+    doc_id = document["id"]
+    if not isinstance(doc_id, str):
+        return f"its id is a {_json_type(doc_id)}, not a string"
+    if not doc_id:
+        return "its id is empty"
+    if "/" in doc_id:
+        return "its id contains '/', which an escaped OpenWhisk id never does"
+    if not _encodable(doc_id):
+        return "its id is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _subject_keys(document, main_id, position, add, skipped, invalidate_auth_keys) -> None:
+    """Adds the namespace keys of a subject or limits document, in the contract's order."""
+    namespaces = document.get("namespaces")
+    entries: list[Mapping] = []
+    if namespaces is not None:
+        if isinstance(namespaces, list):
+            entries = list(namespaces)
+        else:
+            skipped.append(SkippedNamespace(position, main_id, -1, f"namespaces is a {_json_type(namespaces)}, not a list"))
+
+    usable: list[Mapping] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            skipped.append(SkippedNamespace(position, main_id, index, f"the entry is a {_json_type(entry)}, not an object"))
+            continue
+        usable.append(entry)
+        name = entry.get("name")
+        if not isinstance(name, str):
+            skipped.append(SkippedNamespace(position, main_id, index, "it has no string name"))
+        elif not name:
+            skipped.append(SkippedNamespace(position, main_id, index, "its name is empty"))
+        elif not _encodable(name):
+            skipped.append(SkippedNamespace(position, main_id, index, "its name is not valid Unicode"))
+        else:
+            add(name)
+
+    namespace, slash, rest = main_id.partition("/")
+    if slash and rest == "limits" and namespace:
+        add(namespace)
+
+    if invalidate_auth_keys:
+        for entry in usable:
+            uuid, secret = entry.get("uuid"), entry.get("key")
+            # The key is an API key's secret: it is sent, never described.
+            if isinstance(uuid, str) and isinstance(secret, str) and uuid and _encodable(uuid) and _encodable(secret):
+                add(uuid, secret)
+
+
+def _encode(message: dict) -> bytes:
+    # Compact, keys in insertion order, non-ASCII as UTF-8: as spray-json prints it.
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
