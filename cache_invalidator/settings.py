@@ -1,0 +1,351 @@
+"""App settings, parsed once into frozen objects whose errors name the setting.
+
+Two groups are read at two moments:
+- `TriggerSettings` when the Functions host indexes the app, because container
+  names, lease prefixes and feed options must appear literally in the
+  function metadata;
+- `Settings` on the first invocation, so that a bad Kafka setting fails the
+  batch (which is then retried) instead of hiding the functions.
+
+Every setting is documented in README.md and local.settings.json.example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Optional
+
+DEFAULT_WHISKS_CONTAINER = "whisks"
+DEFAULT_SUBJECTS_CONTAINER = "subjects"
+DEFAULT_LEASE_CONTAINER = "cache-invalidator-lease"
+DEFAULT_TOPIC = "cacheInvalidation"
+DEFAULT_INSTANCE_ID = "cache-invalidator"
+DEFAULT_DELIVERY_TIMEOUT_SECONDS = 30.0
+# host.json sets functionTimeout to 2 minutes. The deadline must leave the
+# invocation time to raise and log before the host abandons it.
+MAX_DELIVERY_TIMEOUT_SECONDS = 100.0
+# The Cosmos DB extension polls each lease this often when the feed is idle.
+# It bounds how stale another region's cache can get, so it stays well below
+# the extension's own default of 5 s.
+DEFAULT_FEED_POLL_DELAY_MS = 1000
+# Large enough that a bulk import crosses in few batches, small enough that one
+# batch is delivered well within the delivery deadline.
+DEFAULT_MAX_ITEMS_PER_INVOCATION = 1000
+
+PRODUCER_PREFIX = "KAFKA_PRODUCER_"
+# Properties this app owns: at-least-once delivery depends on them.
+MANAGED_PRODUCER_PROPERTIES = {
+    "bootstrap.servers": "KAFKA_HOSTS",
+    "acks": "always all",
+    "request.required.acks": "always all",
+    "enable.idempotence": "always true",
+    "message.timeout.ms": "KAFKA_DELIVERY_TIMEOUT_SECONDS",
+    "delivery.timeout.ms": "KAFKA_DELIVERY_TIMEOUT_SECONDS",
+    "security.protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl.mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl.mechanisms": "KAFKA_SASL_MECHANISM",
+    "sasl.username": "KAFKA_SASL_USERNAME",
+    "sasl.password": "KAFKA_SASL_PASSWORD",
+    "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
+}
+# librdkafka properties whose values are credentials (sasl.oauthbearer.client.secret,
+# ssl.key.password, ssl.key.pem, sasl.jaas.config ...).
+SECRET_PROPERTY_WORDS = ("password", "secret", "key", "token", "jaas", "credential", "pem")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+    def __init__(self, setting: str, problem: str):
+        super().__init__(f"setting {setting}: {problem}")
+        self.setting = setting
+
+
+class MissingSetting(SettingsError):
+    """A required setting is not set."""
+
+    def __init__(self, setting: str, hint: str):
+        super().__init__(setting, f"is required but not set ({hint})")
+
+
+class InvalidSetting(SettingsError):
+    """A setting is set to a value this app cannot use."""
+
+
+class Secret:
+    """A value that never shows itself in a repr, str or log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _text(env: Mapping[str, str], name: str) -> Optional[str]:
+    """The setting's value with surrounding blanks removed, None when unset or blank."""
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _text(env, name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise InvalidSetting(name, f"expected true or false, got {value!r}")
+
+
+def _integer(env: Mapping[str, str], name: str, default: Optional[int], minimum: int) -> Optional[int]:
+    value = _text(env, name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidSetting(name, f"expected a whole number, got {value!r}") from None
+    if number < minimum:
+        raise InvalidSetting(name, f"must be at least {minimum}, got {number}")
+    return number
+
+
+def _container_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _text(env, name) or default
+    # Cosmos DB resource names may not contain these characters.
+    if any(c in value for c in "/\\#?") or len(value) > 255:
+        raise InvalidSetting(name, f"{value!r} is not a valid Cosmos DB container name")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class TriggerSettings:
+    """What the two Cosmos DB triggers are bound to; read when the app is indexed."""
+
+    database: str
+    whisks_container: str
+    subjects_container: str
+    lease_container: str
+    cluster_id: Optional[str]
+    create_lease_container: bool
+    start_from_beginning: bool
+    preferred_locations: Optional[str]
+    max_items_per_invocation: int
+    feed_poll_delay_ms: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "TriggerSettings":
+        database = _text(env, "COSMOSDB_NAME")
+        if database is None:
+            raise MissingSetting("COSMOSDB_NAME", "the Cosmos DB database that holds whisks and subjects")
+        uses_identity = _text(env, "COSMOSDB__accountEndpoint") is not None
+        if not uses_identity and _text(env, "COSMOSDB") is None:
+            raise MissingSetting(
+                "COSMOSDB",
+                "a Cosmos DB connection string, or COSMOSDB__accountEndpoint for a managed identity",
+            )
+        return cls(
+            database=database,
+            whisks_container=_container_name(env, "COSMOSDB_WHISKS_CONTAINER", DEFAULT_WHISKS_CONTAINER),
+            subjects_container=_container_name(env, "COSMOSDB_SUBJECTS_CONTAINER", DEFAULT_SUBJECTS_CONTAINER),
+            lease_container=_container_name(env, "COSMOSDB_LEASE_CONTAINER", DEFAULT_LEASE_CONTAINER),
+            cluster_id=_cluster_id(env),
+            # An Entra identity may read and write documents but not create
+            # containers: the host would fail with 403 at start.
+            create_lease_container=_flag(env, "COSMOSDB_CREATE_LEASE_CONTAINER", not uses_identity),
+            start_from_beginning=_flag(env, "COSMOSDB_START_FROM_BEGINNING", False),
+            preferred_locations=_text(env, "COSMOSDB_PREFERRED_LOCATIONS"),
+            max_items_per_invocation=_integer(
+                env, "COSMOSDB_MAX_ITEMS_PER_INVOCATION", DEFAULT_MAX_ITEMS_PER_INVOCATION, minimum=1
+            ),
+            feed_poll_delay_ms=_integer(env, "COSMOSDB_FEED_POLL_DELAY_MS", DEFAULT_FEED_POLL_DELAY_MS, minimum=100),
+        )
+
+    def lease_prefix(self, container: str) -> str:
+        """The lease prefix of the original service: `<CLUSTER_ID>-<container>`, or `<container>`."""
+        return f"{self.cluster_id}-{container}" if self.cluster_id else container
+
+
+def _cluster_id(env: Mapping[str, str]) -> Optional[str]:
+    return _text(env, "CLUSTER_ID")
+
+
+@dataclasses.dataclass(frozen=True)
+class KafkaSettings:
+    """Where and how invalidations are produced."""
+
+    hosts: str
+    topic: str
+    delivery_timeout_seconds: float
+    security_protocol: Optional[str] = None
+    sasl_mechanism: Optional[str] = None
+    sasl_username: Optional[str] = None
+    sasl_password: Optional[Secret] = None
+    ssl_ca_location: Optional[str] = None
+    # librdkafka properties from KAFKA_PRODUCER_*, as (property, value, setting).
+    extra_properties: tuple[tuple[str, "str | Secret", str], ...] = ()
+
+    def producer_config(self) -> dict[str, object]:
+        """librdkafka's configuration, with its own dotted keys (see its CONFIGURATION.md)."""
+        config: dict[str, object] = {
+            prop: value.reveal() if isinstance(value, Secret) else value for prop, value, _ in self.extra_properties
+        }
+        config.update(
+            {
+                "bootstrap.servers": self.hosts,
+                "acks": "all",
+                "enable.idempotence": True,
+                "message.timeout.ms": int(self.delivery_timeout_seconds * 1000),
+            }
+        )
+        if self.security_protocol:
+            config["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.reveal()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config
+
+    def setting_of(self, prop: str) -> str:
+        """The app setting behind a librdkafka property, to name it in errors."""
+        for name, _, setting in self.extra_properties:
+            if name == prop:
+                return setting
+        return MANAGED_PRODUCER_PROPERTIES.get(prop, PRODUCER_PREFIX + prop.upper().replace(".", "_"))
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so that error texts can be scrubbed of them."""
+        values = [self.sasl_password] + [value for _, value, _ in self.extra_properties]
+        return [value.reveal() for value in values if isinstance(value, Secret) and value.reveal()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What an invocation needs: translation options and Kafka."""
+
+    kafka: KafkaSettings
+    instance_id: str = DEFAULT_INSTANCE_ID
+    cluster_id: Optional[str] = None
+    invalidate_auth_keys: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        return cls(
+            kafka=_kafka_settings(env),
+            instance_id=_text(env, "INVALIDATION_INSTANCE_ID") or DEFAULT_INSTANCE_ID,
+            cluster_id=_cluster_id(env),
+            invalidate_auth_keys=_flag(env, "INVALIDATE_AUTH_KEYS", False),
+        )
+
+
+def _kafka_settings(env: Mapping[str, str]) -> KafkaSettings:
+    hosts = _text(env, "KAFKA_HOSTS")
+    if hosts is None:
+        raise MissingSetting("KAFKA_HOSTS", "Kafka bootstrap servers, host:port[,host:port...]")
+    for server in hosts.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidSetting("KAFKA_HOSTS", f"expected host:port[,host:port...], got {hosts!r}")
+
+    timeout_text = _text(env, "KAFKA_DELIVERY_TIMEOUT_SECONDS")
+    timeout = DEFAULT_DELIVERY_TIMEOUT_SECONDS
+    if timeout_text is not None:
+        try:
+            timeout = float(timeout_text)
+        except ValueError:
+            raise InvalidSetting(
+                "KAFKA_DELIVERY_TIMEOUT_SECONDS", f"expected a number of seconds, got {timeout_text!r}"
+            ) from None
+        if not 1 <= timeout <= MAX_DELIVERY_TIMEOUT_SECONDS:
+            raise InvalidSetting(
+                "KAFKA_DELIVERY_TIMEOUT_SECONDS",
+                f"must be between 1 and {MAX_DELIVERY_TIMEOUT_SECONDS:g} seconds "
+                f"(below host.json's functionTimeout), got {timeout_text}",
+            )
+
+    protocol = _text(env, "KAFKA_SECURITY_PROTOCOL")
+    if protocol is not None:
+        protocol = protocol.upper()
+        if protocol not in SECURITY_PROTOCOLS:
+            raise InvalidSetting("KAFKA_SECURITY_PROTOCOL", f"expected one of {', '.join(SECURITY_PROTOCOLS)}, got {protocol!r}")
+    mechanism = _text(env, "KAFKA_SASL_MECHANISM")
+    if mechanism is not None:
+        mechanism = mechanism.upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise InvalidSetting("KAFKA_SASL_MECHANISM", f"expected one of {', '.join(SASL_MECHANISMS)}, got {mechanism!r}")
+    # A password may legitimately start or end with blanks: keep it verbatim.
+    password = env.get("KAFKA_SASL_PASSWORD") or None
+    username = env.get("KAFKA_SASL_USERNAME") or None
+    if (password is None) != (username is None):
+        missing = "KAFKA_SASL_PASSWORD" if password is None else "KAFKA_SASL_USERNAME"
+        raise MissingSetting(missing, "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together")
+    if username is not None and protocol not in ("SASL_SSL", "SASL_PLAINTEXT"):
+        raise InvalidSetting(
+            "KAFKA_SECURITY_PROTOCOL", "must be SASL_SSL or SASL_PLAINTEXT when KAFKA_SASL_USERNAME is set"
+        )
+
+    return KafkaSettings(
+        hosts=hosts,
+        topic=_topic(env),
+        delivery_timeout_seconds=timeout,
+        security_protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=username,
+        sasl_password=Secret(password) if password is not None else None,
+        ssl_ca_location=_text(env, "KAFKA_SSL_CA_LOCATION"),
+        extra_properties=_producer_properties(env),
+    )
+
+
+def _topic(env: Mapping[str, str]) -> str:
+    topic = _text(env, "KAFKA_TOPIC") or DEFAULT_TOPIC
+    if len(topic) > 249 or not all(c.isascii() and (c.isalnum() or c in "._-") for c in topic):
+        raise InvalidSetting("KAFKA_TOPIC", f"{topic!r} is not a valid Kafka topic name")
+    return topic
+
+
+def _producer_properties(env: Mapping[str, str]) -> tuple[tuple[str, str, str], ...]:
+    properties = []
+    for setting in sorted(env):
+        if not setting.startswith(PRODUCER_PREFIX) or setting == PRODUCER_PREFIX:
+            continue
+        prop = setting[len(PRODUCER_PREFIX):].lower().replace("_", ".")
+        if prop in MANAGED_PRODUCER_PROPERTIES:
+            raise InvalidSetting(
+                setting, f"{prop} is managed by this app ({MANAGED_PRODUCER_PROPERTIES[prop]}); remove this setting"
+            )
+        value = env[setting]
+        properties.append((prop, Secret(value) if _looks_secret(prop) else value, setting))
+    return tuple(properties)
+
+
+def _looks_secret(prop: str) -> bool:
+    return any(word in prop for word in SECRET_PROPERTY_WORDS)
