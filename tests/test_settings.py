@@ -1,0 +1,134 @@
+"""Settings are parsed once, with errors that name the setting and reprs that hide secrets."""
+
+import pytest
+
+from cache_invalidator.settings import (
+    InvalidSetting,
+    MissingSetting,
+    Settings,
+    TriggerSettings,
+)
+
+KAFKA = {"KAFKA_HOSTS": "127.0.0.1:9092"}
+COSMOS = {"COSMOSDB_NAME": "openwhisk", "COSMOSDB": "AccountEndpoint=https://a/;AccountKey=c2VjcmV0LWNvc21vcy1rZXk=;"}
+
+
+def error_for(env, parse=Settings.from_env):
+    with pytest.raises(InvalidSetting) as info:
+        parse(env)
+    return info.value
+
+
+def test_kafka_hosts_is_required():
+    with pytest.raises(MissingSetting, match="KAFKA_HOSTS"):
+        Settings.from_env({})
+
+
+def test_malformed_kafka_hosts_is_named():
+    assert error_for({"KAFKA_HOSTS": "localhost"}).setting == "KAFKA_HOSTS"
+
+
+def test_defaults_match_the_original_service():
+    settings = Settings.from_env(KAFKA)
+    assert (settings.kafka.topic, settings.instance_id, settings.cluster_id, settings.invalidate_auth_keys) == (
+        "cacheInvalidation", "cache-invalidator", None, False,
+    )
+
+
+def test_blank_cluster_id_means_none():
+    assert Settings.from_env({**KAFKA, "CLUSTER_ID": "  "}).cluster_id is None
+
+
+def test_invalidate_auth_keys_accepts_true():
+    assert Settings.from_env({**KAFKA, "INVALIDATE_AUTH_KEYS": "true"}).invalidate_auth_keys is True
+
+
+def test_invalidate_auth_keys_rejects_other_words():
+    assert error_for({**KAFKA, "INVALIDATE_AUTH_KEYS": "maybe"}).setting == "INVALIDATE_AUTH_KEYS"
+
+
+def test_delivery_timeout_must_be_a_number():
+    assert error_for({**KAFKA, "KAFKA_DELIVERY_TIMEOUT_SECONDS": "soon"}).setting == "KAFKA_DELIVERY_TIMEOUT_SECONDS"
+
+
+def test_delivery_timeout_stays_below_function_timeout():
+    assert error_for({**KAFKA, "KAFKA_DELIVERY_TIMEOUT_SECONDS": "600"}).setting == "KAFKA_DELIVERY_TIMEOUT_SECONDS"
+
+
+def test_delivery_timeout_becomes_the_message_timeout():
+    config = Settings.from_env({**KAFKA, "KAFKA_DELIVERY_TIMEOUT_SECONDS": "12.5"}).kafka.producer_config()
+    assert config["message.timeout.ms"] == 12500
+
+
+def test_acks_all_and_idempotence_are_always_on():
+    config = Settings.from_env({**KAFKA, "KAFKA_PRODUCER_LINGER_MS": "5"}).kafka.producer_config()
+    assert (config["acks"], config["enable.idempotence"], config["linger.ms"]) == ("all", True, "5")
+
+
+def test_producer_properties_cannot_weaken_delivery():
+    assert error_for({**KAFKA, "KAFKA_PRODUCER_ACKS": "1"}).setting == "KAFKA_PRODUCER_ACKS"
+
+
+def test_topic_name_is_validated():
+    assert error_for({**KAFKA, "KAFKA_TOPIC": "bad topic"}).setting == "KAFKA_TOPIC"
+
+
+def test_unknown_security_protocol_is_named():
+    assert error_for({**KAFKA, "KAFKA_SECURITY_PROTOCOL": "TLS"}).setting == "KAFKA_SECURITY_PROTOCOL"
+
+
+def test_sasl_password_without_username_names_the_missing_one():
+    with pytest.raises(MissingSetting, match="KAFKA_SASL_USERNAME"):
+        Settings.from_env({**KAFKA, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_PASSWORD": "pw"})
+
+
+def test_sasl_credentials_need_a_sasl_protocol():
+    env = {**KAFKA, "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "pw"}
+    assert error_for(env).setting == "KAFKA_SECURITY_PROTOCOL"
+
+
+def test_sasl_settings_reach_the_producer_config():
+    env = {**KAFKA, "KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "PLAIN",
+           "KAFKA_SASL_USERNAME": "$ConnectionString", "KAFKA_SASL_PASSWORD": "Endpoint=sb://x/;SharedAccessKey=abc",
+           "KAFKA_SSL_CA_LOCATION": "/etc/ssl/ca.pem"}
+    config = Settings.from_env(env).kafka.producer_config()
+    assert {k: config[k] for k in ("security.protocol", "sasl.mechanism", "sasl.username", "sasl.password", "ssl.ca.location")} == {
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "sasl.username": "$ConnectionString",
+        "sasl.password": "Endpoint=sb://x/;SharedAccessKey=abc", "ssl.ca.location": "/etc/ssl/ca.pem",
+    }
+
+
+def test_password_never_appears_in_the_settings_repr():
+    env = {**KAFKA, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "hunter2-pw"}
+    assert "hunter2-pw" not in repr(Settings.from_env(env))
+
+
+def test_secret_producer_properties_are_hidden_in_the_repr():
+    env = {**KAFKA, "KAFKA_PRODUCER_SSL_KEY_PASSWORD": "key-pw-123"}
+    assert "key-pw-123" not in repr(Settings.from_env(env))
+
+
+def test_cosmos_key_never_appears_in_trigger_settings_repr():
+    assert "c2VjcmV0LWNvc21vcy1rZXk=" not in repr(TriggerSettings.from_env(COSMOS))
+
+
+def test_database_name_is_required_at_indexing():
+    with pytest.raises(MissingSetting, match="COSMOSDB_NAME"):
+        TriggerSettings.from_env({"COSMOSDB": COSMOS["COSMOSDB"]})
+
+
+def test_a_cosmos_connection_is_required_at_indexing():
+    with pytest.raises(MissingSetting, match="COSMOSDB__accountEndpoint"):
+        TriggerSettings.from_env({"COSMOSDB_NAME": "openwhisk"})
+
+
+def test_max_items_per_invocation_must_be_positive():
+    assert error_for({**COSMOS, "COSMOSDB_MAX_ITEMS_PER_INVOCATION": "0"}, TriggerSettings.from_env).setting == (
+        "COSMOSDB_MAX_ITEMS_PER_INVOCATION"
+    )
+
+
+def test_invalid_container_name_is_named():
+    assert error_for({**COSMOS, "COSMOSDB_WHISKS_CONTAINER": "a/b"}, TriggerSettings.from_env).setting == (
+        "COSMOSDB_WHISKS_CONTAINER"
+    )
