@@ -1,0 +1,57 @@
+"""Wires the two Cosmos DB change-feed triggers to the cache invalidator; nothing else."""
+
+import os
+
+import azure.functions as func
+
+from cache_invalidator.handler import ChangeHandler
+from cache_invalidator.settings import TriggerSettings
+from cache_invalidator.translation import ContainerKind
+
+trigger = TriggerSettings.from_env(os.environ)
+handler = ChangeHandler(os.environ)
+app = func.FunctionApp()
+
+# Both triggers: one lease container, told apart by prefix. Unlimited retries,
+# because without a retry policy the host checkpoints a failed batch and its
+# invalidations are lost.
+
+
+@app.function_name("invalidate_whisks")
+@app.retry(strategy="exponential_backoff", max_retry_count="-1",
+           minimum_interval="00:00:01", maximum_interval="00:01:00")
+@app.cosmos_db_trigger(
+    arg_name="changes",
+    connection="COSMOSDB",
+    database_name=trigger.database,
+    container_name=trigger.whisks_container,
+    lease_container_name=trigger.lease_container,
+    lease_container_prefix=trigger.lease_prefix(trigger.whisks_container),
+    create_lease_container_if_not_exists=trigger.create_lease_container,
+    start_from_beginning=trigger.start_from_beginning,
+    preferred_locations=trigger.preferred_locations,
+    max_items_per_invocation=trigger.max_items_per_invocation,
+    feed_poll_delay=trigger.feed_poll_delay_ms,
+)
+def invalidate_whisks(changes: func.DocumentList) -> None:
+    handler.handle(changes, ContainerKind.WHISKS, trigger.whisks_container)
+
+
+@app.function_name("invalidate_subjects")
+@app.retry(strategy="exponential_backoff", max_retry_count="-1",
+           minimum_interval="00:00:01", maximum_interval="00:01:00")
+@app.cosmos_db_trigger(
+    arg_name="changes",
+    connection="COSMOSDB",
+    database_name=trigger.database,
+    container_name=trigger.subjects_container,
+    lease_container_name=trigger.lease_container,
+    lease_container_prefix=trigger.lease_prefix(trigger.subjects_container),
+    create_lease_container_if_not_exists=trigger.create_lease_container,
+    start_from_beginning=trigger.start_from_beginning,
+    preferred_locations=trigger.preferred_locations,
+    max_items_per_invocation=trigger.max_items_per_invocation,
+    feed_poll_delay=trigger.feed_poll_delay_ms,
+)
+def invalidate_subjects(changes: func.DocumentList) -> None:
+    handler.handle(changes, ContainerKind.SUBJECTS, trigger.subjects_container)

@@ -1,0 +1,49 @@
+"""Loads function_app.py the way the worker indexes it, and invokes its functions the way the host does."""
+
+import importlib.util
+import itertools
+import json
+from pathlib import Path
+
+from azure.functions.cosmosdb import CosmosDBTriggerConverter
+from azure.functions.meta import Datum
+
+ROOT = Path(__file__).resolve().parent.parent
+# Settings this app reads; tests start from none of them, whatever the developer's shell has.
+APP_SETTING_PREFIXES = ("KAFKA_", "COSMOSDB", "CLUSTER_ID", "INVALIDATE_AUTH_KEYS", "INVALIDATION_INSTANCE_ID")
+BASE_SETTINGS = {
+    "COSMOSDB_NAME": "openwhisk",
+    "COSMOSDB": "AccountEndpoint=https://localhost:8081/;AccountKey=dGVzdC1jb3Ntb3Mta2V5;",
+}
+_loaded = itertools.count()
+
+
+def load_function_app(monkeypatch, settings):
+    """A fresh import of function_app.py with exactly these app settings in the environment."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(APP_SETTING_PREFIXES):
+            monkeypatch.delenv(name)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location(f"function_app_{next(_loaded)}", ROOT / "function_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def functions_by_name(module):
+    return {f.get_function_name(): f for f in module.app.get_functions()}
+
+
+def host_batch(documents):
+    """A batch as the host hands it over: JSON, decoded by the library's own Cosmos DB converter."""
+    datum = Datum(json.dumps(documents), "json")
+    return CosmosDBTriggerConverter.decode(datum, trigger_metadata=None)
+
+
+def invoke(module, function_name, documents):
+    """Calls a function of the app with the batch, as the worker would."""
+    function = functions_by_name(module)[function_name]
+    return function.get_user_function()(host_batch(documents))

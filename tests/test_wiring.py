@@ -1,0 +1,105 @@
+"""The function metadata the worker hands to the host (app.get_functions())."""
+
+import pytest
+
+from cache_invalidator.settings import SettingsError
+from tests.app_loading import BASE_SETTINGS, functions_by_name, load_function_app
+
+
+def triggers(monkeypatch, **extra):
+    module = load_function_app(monkeypatch, {**BASE_SETTINGS, **extra})
+    return {name: f.get_trigger().get_dict_repr() for name, f in functions_by_name(module).items()}
+
+
+def test_two_cosmos_db_triggers_on_whisks_and_subjects(monkeypatch):
+    found = {name: (t["type"], t["containerName"]) for name, t in triggers(monkeypatch).items()}
+    assert found == {
+        "invalidate_whisks": ("cosmosDBTrigger", "whisks"),
+        "invalidate_subjects": ("cosmosDBTrigger", "subjects"),
+    }
+
+
+def test_both_triggers_use_the_connection_setting_and_database(monkeypatch):
+    found = {(t["connection"], t["databaseName"]) for t in triggers(monkeypatch).values()}
+    assert found == {("COSMOSDB", "openwhisk")}
+
+
+def test_renamed_containers_appear_literally(monkeypatch):
+    found = triggers(monkeypatch, COSMOSDB_WHISKS_CONTAINER="w2", COSMOSDB_SUBJECTS_CONTAINER="s2")
+    assert {t["containerName"] for t in found.values()} == {"w2", "s2"}
+
+
+def test_both_share_one_lease_container(monkeypatch):
+    assert {t["leaseContainerName"] for t in triggers(monkeypatch).values()} == {"cache-invalidator-lease"}
+
+
+def test_lease_prefixes_are_the_container_names_without_cluster_id(monkeypatch):
+    found = {name: t["leaseContainerPrefix"] for name, t in triggers(monkeypatch).items()}
+    assert found == {"invalidate_whisks": "whisks", "invalidate_subjects": "subjects"}
+
+
+def test_lease_prefixes_carry_the_cluster_id(monkeypatch):
+    found = {name: t["leaseContainerPrefix"] for name, t in triggers(monkeypatch, CLUSTER_ID="westeurope").items()}
+    assert found == {"invalidate_whisks": "westeurope-whisks", "invalidate_subjects": "westeurope-subjects"}
+
+
+def test_retry_policy_retries_forever_with_exponential_backoff(monkeypatch):
+    module = load_function_app(monkeypatch, BASE_SETTINGS)
+    policies = [f.get_settings_dict("retry_policy") for f in module.app.get_functions()]
+    expected = {
+        "setting_name": "retry_policy",
+        "strategy": "exponential_backoff",
+        "max_retry_count": "-1",
+        "minimum_interval": "00:00:01",
+        "maximum_interval": "00:01:00",
+    }
+    assert policies == [expected, expected]
+
+
+def test_lease_container_is_created_with_a_connection_string(monkeypatch):
+    assert {t["createLeaseContainerIfNotExists"] for t in triggers(monkeypatch).values()} == {True}
+
+
+def test_lease_container_is_not_created_with_a_managed_identity(monkeypatch):
+    module = load_function_app(monkeypatch, {"COSMOSDB_NAME": "openwhisk", "COSMOSDB__accountEndpoint": "https://acct.documents.azure.com:443/"})
+    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in module.app.get_functions()}
+    assert found == {False}
+
+
+def test_lease_container_creation_can_be_forced_with_a_managed_identity(monkeypatch):
+    module = load_function_app(monkeypatch, {
+        "COSMOSDB_NAME": "openwhisk",
+        "COSMOSDB__accountEndpoint": "https://acct.documents.azure.com:443/",
+        "COSMOSDB_CREATE_LEASE_CONTAINER": "true",
+    })
+    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in module.app.get_functions()}
+    assert found == {True}
+
+
+def test_feed_defaults_favour_freshness(monkeypatch):
+    t = triggers(monkeypatch)["invalidate_whisks"]
+    assert (t["feedPollDelay"], t["maxItemsPerInvocation"], t["startFromBeginning"]) == (1000, 1000, False)
+    assert "preferredLocations" not in t
+
+
+def test_optional_feed_settings_reach_the_metadata(monkeypatch):
+    t = triggers(
+        monkeypatch,
+        COSMOSDB_START_FROM_BEGINNING="true",
+        COSMOSDB_PREFERRED_LOCATIONS="West Europe,North Europe",
+        COSMOSDB_MAX_ITEMS_PER_INVOCATION="250",
+        COSMOSDB_FEED_POLL_DELAY_MS="500",
+    )["invalidate_subjects"]
+    assert (t["startFromBeginning"], t["preferredLocations"], t["maxItemsPerInvocation"], t["feedPollDelay"]) == (
+        True, "West Europe,North Europe", 250, 500,
+    )
+
+
+def test_indexing_without_database_names_the_setting(monkeypatch):
+    with pytest.raises(SettingsError, match="COSMOSDB_NAME"):
+        load_function_app(monkeypatch, {"COSMOSDB": BASE_SETTINGS["COSMOSDB"]})
+
+
+def test_functions_take_the_document_list_only(monkeypatch):
+    module = load_function_app(monkeypatch, BASE_SETTINGS)
+    assert [[b["name"] for b in f.get_bindings_dict()["bindings"]] for f in module.app.get_functions()] == [["changes"], ["changes"]]
