@@ -9,6 +9,7 @@ also wait for the other function's).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from confluent_kafka import KafkaError, KafkaException
 from .settings import InvalidSetting, KafkaSettings
 from .translation import Invalidation
 
+_client_log = logging.getLogger("cache_invalidator.kafka")
 # How long one poll of the background thread blocks; it returns at once when a
 # delivery report arrives, so this only bounds how fast close() is noticed.
 _POLL_SECONDS = 0.2
@@ -70,6 +72,8 @@ class InvalidationProducer:
         self._last_error_at = 0.0
         config = settings.producer_config()
         config["error_cb"] = self._on_client_error
+        # librdkafka's own log lines go to Python logging, served by poll(), not to stderr.
+        config["logger"] = _client_log
         try:
             self._producer = confluent_kafka.Producer(config)
         except KafkaException as exc:
@@ -101,10 +105,12 @@ class InvalidationProducer:
         raise DeliveryError(self._describe_failure(receipts, len(invalidations), started))
 
     def close(self, timeout: float = 5.0) -> None:
-        """Delivers what is queued within the timeout, then stops serving reports."""
+        """Delivers what is queued within the timeout, drops the rest, and releases the client."""
         self._producer.flush(timeout)
         self._closed.set()
         self._poller.join()
+        self._producer.purge()
+        self._producer.close()
 
     def _produce(self, topic: str, invalidation: Invalidation, receipts: _BatchReceipts, deadline: float) -> Optional[KafkaError]:
         while True:

@@ -212,8 +212,14 @@ class KafkaSettings:
     def producer_config(self) -> dict[str, object]:
         """librdkafka's configuration, with its own dotted keys (see its CONFIGURATION.md)."""
         config: dict[str, object] = {
-            prop: value.reveal() if isinstance(value, Secret) else value for prop, value, _ in self.extra_properties
+            # librdkafka waits this long for a topic it cannot see before it fails
+            # the topic's messages; by default 30 s, which would hide a missing
+            # topic behind a plain timeout.
+            "topic.metadata.propagation.max.ms": int(self.delivery_timeout_seconds * 1000 / 2),
         }
+        config.update(
+            (prop, value.reveal() if isinstance(value, Secret) else value) for prop, value, _ in self.extra_properties
+        )
         config.update(
             {
                 "bootstrap.servers": self.hosts,

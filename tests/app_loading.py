@@ -30,11 +30,14 @@ def load_function_app(monkeypatch, settings):
     spec = importlib.util.spec_from_file_location(f"function_app_{next(_loaded)}", ROOT / "function_app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    # Indexed once, as the worker does: a second get_functions() raises.
+    module.indexed_functions = {f.get_function_name(): f for f in module.app.get_functions()}
     return module
 
 
 def functions_by_name(module):
-    return {f.get_function_name(): f for f in module.app.get_functions()}
+    """The app's functions, by name, as the worker indexed them."""
+    return module.indexed_functions
 
 
 def host_batch(documents):

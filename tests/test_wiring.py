@@ -45,7 +45,7 @@ def test_lease_prefixes_carry_the_cluster_id(monkeypatch):
 
 def test_retry_policy_retries_forever_with_exponential_backoff(monkeypatch):
     module = load_function_app(monkeypatch, BASE_SETTINGS)
-    policies = [f.get_settings_dict("retry_policy") for f in module.app.get_functions()]
+    policies = [f.get_settings_dict("retry_policy") for f in functions_by_name(module).values()]
     expected = {
         "setting_name": "retry_policy",
         "strategy": "exponential_backoff",
@@ -62,7 +62,7 @@ def test_lease_container_is_created_with_a_connection_string(monkeypatch):
 
 def test_lease_container_is_not_created_with_a_managed_identity(monkeypatch):
     module = load_function_app(monkeypatch, {"COSMOSDB_NAME": "openwhisk", "COSMOSDB__accountEndpoint": "https://acct.documents.azure.com:443/"})
-    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in module.app.get_functions()}
+    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in functions_by_name(module).values()}
     assert found == {False}
 
 
@@ -72,7 +72,7 @@ def test_lease_container_creation_can_be_forced_with_a_managed_identity(monkeypa
         "COSMOSDB__accountEndpoint": "https://acct.documents.azure.com:443/",
         "COSMOSDB_CREATE_LEASE_CONTAINER": "true",
     })
-    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in module.app.get_functions()}
+    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in functions_by_name(module).values()}
     assert found == {True}
 
 
@@ -102,4 +102,4 @@ def test_indexing_without_database_names_the_setting(monkeypatch):
 
 def test_functions_take_the_document_list_only(monkeypatch):
     module = load_function_app(monkeypatch, BASE_SETTINGS)
-    assert [[b["name"] for b in f.get_bindings_dict()["bindings"]] for f in module.app.get_functions()] == [["changes"], ["changes"]]
+    assert [[b["name"] for b in f.get_bindings_dict()["bindings"]] for f in functions_by_name(module).values()] == [["changes"], ["changes"]]

@@ -1,0 +1,152 @@
+"""Delivery to a real broker: a batch succeeds only when Kafka acknowledged all of it."""
+
+import logging
+import threading
+import time
+
+import pytest
+
+from cache_invalidator.producer import DeliveryError, shared_producer
+from cache_invalidator.settings import MissingSetting
+from tests.app_loading import invoke, load_function_app
+from tests.kafka_reading import new_topic_name, read_topic
+
+WHISKS = [{"id": f"guest|action{i}", "_ts": int(time.time())} for i in range(20)]
+WHISKS_KEYS = [f"guest/action{i}" for i in range(20)]
+
+
+def keys(messages):
+    return [key for key, _ in messages]
+
+
+def test_batch_returns_once_every_message_is_on_the_topic(function_app, kafka_broker, topic):
+    invoke(function_app, "invalidate_whisks", WHISKS)
+    assert keys(read_topic(kafka_broker.bootstrap, topic)) == WHISKS_KEYS
+
+
+def test_batch_without_invalidations_sends_nothing(function_app, kafka_broker, topic):
+    invoke(function_app, "invalidate_whisks", [None, {"id": 1}])
+    assert read_topic(kafka_broker.bootstrap, topic) == []
+
+
+def test_stopped_broker_fails_the_batch_within_the_deadline(monkeypatch, restartable_kafka_broker, app_settings):
+    module = load_function_app(monkeypatch, {**app_settings, "KAFKA_DELIVERY_TIMEOUT_SECONDS": "3"})
+    restartable_kafka_broker.stop()
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as info:
+            invoke(module, "invalidate_whisks", WHISKS)
+        elapsed = time.monotonic() - started
+    finally:
+        restartable_kafka_broker.start()
+    # The deadline is the contract with the host's function timeout, not a speed figure.
+    assert elapsed < 3 + 1.5, f"raised after {elapsed:.1f} s, deadline 3 s: {info.value}"
+
+
+def test_failed_batch_succeeds_when_handed_again_after_restart(monkeypatch, restartable_kafka_broker, app_settings, topic):
+    module = load_function_app(monkeypatch, {**app_settings, "KAFKA_DELIVERY_TIMEOUT_SECONDS": "3"})
+    restartable_kafka_broker.stop()
+    try:
+        with pytest.raises(DeliveryError):
+            invoke(module, "invalidate_whisks", WHISKS)
+    finally:
+        restartable_kafka_broker.start()
+    invoke(module, "invalidate_whisks", WHISKS)
+    assert set(WHISKS_KEYS) <= set(keys(read_topic(restartable_kafka_broker.bootstrap, topic)))
+
+
+def test_delivery_error_names_the_topic_the_count_and_kafkas_error(monkeypatch, restartable_kafka_broker, app_settings, topic):
+    module = load_function_app(monkeypatch, {**app_settings, "KAFKA_DELIVERY_TIMEOUT_SECONDS": "3"})
+    restartable_kafka_broker.stop()
+    try:
+        with pytest.raises(DeliveryError) as info:
+            invoke(module, "invalidate_whisks", WHISKS)
+    finally:
+        restartable_kafka_broker.start()
+    text = str(info.value)
+    assert topic in text and "20 invalidations" in text and "KAFKA_HOSTS" in text, text
+
+
+def test_missing_topic_fails_with_an_error_that_says_so(monkeypatch, app_settings):
+    missing = new_topic_name("missing")
+    module = load_function_app(monkeypatch, {**app_settings, "KAFKA_TOPIC": missing, "KAFKA_DELIVERY_TIMEOUT_SECONDS": "5"})
+    with pytest.raises(DeliveryError, match="topic does not exist") as info:
+        invoke(module, "invalidate_whisks", WHISKS)
+    assert missing in str(info.value)
+
+
+def test_missing_kafka_hosts_fails_the_invocation_naming_it(monkeypatch, app_settings):
+    module = load_function_app(monkeypatch, {k: v for k, v in app_settings.items() if k != "KAFKA_HOSTS"})
+    with pytest.raises(MissingSetting, match="KAFKA_HOSTS"):
+        invoke(module, "invalidate_whisks", WHISKS)
+
+
+def test_whisks_and_subjects_batches_succeed_side_by_side(function_app, kafka_broker, topic):
+    subjects = [{"id": f"user{i}", "namespaces": [{"name": f"ns{i}"}]} for i in range(20)]
+    start = threading.Barrier(2)
+    errors = []
+
+    def run(name, documents):
+        start.wait()
+        try:
+            invoke(function_app, name, documents)
+        except Exception as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=("invalidate_whisks", WHISKS)),
+               threading.Thread(target=run, args=("invalidate_subjects", subjects))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    expected = set(WHISKS_KEYS) | {f"user{i}" for i in range(20)} | {f"ns{i}" for i in range(20)}
+    assert (errors, set(keys(read_topic(kafka_broker.bootstrap, topic)))) == ([], expected)
+
+
+def test_invocation_does_not_wait_for_other_messages_in_the_shared_producer(function_app, kafka_broker, topic):
+    producer = shared_producer(function_app.handler.settings.kafka)
+    # Another user's message that Kafka cannot acknowledge for the whole deadline:
+    # a flush() would wait for it; the invocation must not.
+    producer._producer.produce(new_topic_name("nowhere"), b"pending")
+    invoke(function_app, "invalidate_whisks", WHISKS)
+    assert len(producer._producer) >= 1
+
+
+def test_one_summary_line_per_batch_carries_the_counts(function_app, caplog):
+    documents = WHISKS[:3] + [None, {"id": "guest|own", "_clusterId": "x"}]
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        invoke(function_app, "invalidate_whisks", documents)
+    summaries = [r for r in caplog.records if r.getMessage().startswith("Change batch")]
+    assert len(summaries) == 1
+    record = summaries[0]
+    assert (record.container, record.outcome, record.documents, record.messages_sent, record.poison) == (
+        "whisks", "delivered", 5, 4, 1,
+    )
+    assert record.lag_seconds is not None and record.duration_ms >= 0
+
+
+def test_own_cluster_documents_are_counted_in_the_summary(monkeypatch, app_settings, caplog):
+    module = load_function_app(monkeypatch, {**app_settings, "CLUSTER_ID": "x"})
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        invoke(module, "invalidate_whisks", WHISKS[:2] + [{"id": "guest|own", "_clusterId": "x"}])
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("Change batch")]
+    assert (record.skipped_own_cluster, record.messages_sent) == (1, 2)
+
+
+def test_kafka_password_stays_out_of_logs_and_errors(monkeypatch, app_settings, caplog):
+    password = "pw-that-must-not-leak-7731"
+    settings = {**app_settings, "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_SASL_USERNAME": "alice", "KAFKA_SASL_PASSWORD": password,
+                "KAFKA_DELIVERY_TIMEOUT_SECONDS": "2"}
+    module = load_function_app(monkeypatch, settings)
+    with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as info:
+        invoke(module, "invalidate_whisks", WHISKS[:1])
+    assert password not in caplog.text and password not in str(info.value) and password not in repr(info.value)
+
+
+def test_subject_api_keys_stay_out_of_logs(function_app, caplog):
+    secret = "apikey-secret-0000000000000000000000000000000000000000000000000001"
+    documents = [{"id": "alice", "namespaces": [{"uuid": "u", "key": secret}, "bad"]}, {"id": 3, "key": secret}]
+    with caplog.at_level(logging.DEBUG):
+        invoke(function_app, "invalidate_subjects", documents)
+    assert secret not in caplog.text
