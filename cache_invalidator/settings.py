@@ -245,7 +245,11 @@ class KafkaSettings:
         for name, _, setting in self.extra_properties:
             if name == prop:
                 return setting
-        return MANAGED_PRODUCER_PROPERTIES.get(prop, PRODUCER_PREFIX + prop.upper().replace(".", "_"))
+        if prop in MANAGED_PRODUCER_PROPERTIES:
+            return MANAGED_PRODUCER_PROPERTIES[prop]
+        # librdkafka may report a property by another name (linger.ms is an
+        # alias of queue.buffering.max.ms): name every KAFKA_PRODUCER_* setting.
+        return " or ".join(setting for _, _, setting in self.extra_properties) or "KAFKA_PRODUCER_*"
 
     def secrets(self) -> list[str]:
         """Every secret value, so that error texts can be scrubbed of them."""

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from cache_invalidator.producer import DeliveryError, shared_producer
-from cache_invalidator.settings import MissingSetting
+from cache_invalidator.settings import InvalidSetting, MissingSetting
 from tests.app_loading import invoke, load_function_app
 from tests.kafka_reading import new_topic_name, read_topic
 
@@ -150,3 +150,15 @@ def test_subject_api_keys_stay_out_of_logs(function_app, caplog):
     with caplog.at_level(logging.DEBUG):
         invoke(function_app, "invalidate_subjects", documents)
     assert secret not in caplog.text
+
+
+def test_producer_property_rejected_by_librdkafka_names_the_setting(monkeypatch, app_settings):
+    module = load_function_app(monkeypatch, {**app_settings, "KAFKA_PRODUCER_LINGER_MS": "soon"})
+    with pytest.raises(InvalidSetting, match="KAFKA_PRODUCER_LINGER_MS"):
+        invoke(module, "invalidate_whisks", WHISKS)
+
+
+def test_unknown_producer_property_names_the_setting(monkeypatch, app_settings):
+    module = load_function_app(monkeypatch, {**app_settings, "KAFKA_PRODUCER_NO_SUCH_THING": "1"})
+    with pytest.raises(InvalidSetting, match="KAFKA_PRODUCER_NO_SUCH_THING"):
+        invoke(module, "invalidate_whisks", WHISKS)
