@@ -12,46 +12,36 @@ trigger = TriggerSettings.from_env(os.environ)
 handler = ChangeHandler(os.environ)
 app = func.FunctionApp()
 
-# Both triggers: one lease container, told apart by prefix. Unlimited retries,
-# because without a retry policy the host checkpoints a failed batch and its
-# invalidations are lost.
-
-
-@app.function_name("invalidate_whisks")
-@app.retry(strategy="exponential_backoff", max_retry_count="-1",
-           minimum_interval="00:00:01", maximum_interval="00:01:00")
-@app.cosmos_db_trigger(
+# Unlimited retries: without a retry policy the host checkpoints a failed batch
+# and its invalidations are lost.
+RETRY_FOREVER = dict(strategy="exponential_backoff", max_retry_count="-1",
+                     minimum_interval="00:00:01", maximum_interval="00:01:00")
+# Both functions read one database through one connection and share one lease
+# container; only the watched container and the lease prefix differ.
+CHANGE_FEED = dict(
     arg_name="changes",
     connection="COSMOSDB",
     database_name=trigger.database,
-    container_name=trigger.whisks_container,
     lease_container_name=trigger.lease_container,
-    lease_container_prefix=trigger.lease_prefix(trigger.whisks_container),
     create_lease_container_if_not_exists=trigger.create_lease_container,
     start_from_beginning=trigger.start_from_beginning,
     preferred_locations=trigger.preferred_locations,
     max_items_per_invocation=trigger.max_items_per_invocation,
     feed_poll_delay=trigger.feed_poll_delay_ms,
 )
+
+
+@app.function_name("invalidate_whisks")
+@app.retry(**RETRY_FOREVER)
+@app.cosmos_db_trigger(**CHANGE_FEED, container_name=trigger.whisks_container,
+                       lease_container_prefix=trigger.lease_prefix(trigger.whisks_container))
 def invalidate_whisks(changes: func.DocumentList) -> None:
     handler.handle(changes, ContainerKind.WHISKS, trigger.whisks_container)
 
 
 @app.function_name("invalidate_subjects")
-@app.retry(strategy="exponential_backoff", max_retry_count="-1",
-           minimum_interval="00:00:01", maximum_interval="00:01:00")
-@app.cosmos_db_trigger(
-    arg_name="changes",
-    connection="COSMOSDB",
-    database_name=trigger.database,
-    container_name=trigger.subjects_container,
-    lease_container_name=trigger.lease_container,
-    lease_container_prefix=trigger.lease_prefix(trigger.subjects_container),
-    create_lease_container_if_not_exists=trigger.create_lease_container,
-    start_from_beginning=trigger.start_from_beginning,
-    preferred_locations=trigger.preferred_locations,
-    max_items_per_invocation=trigger.max_items_per_invocation,
-    feed_poll_delay=trigger.feed_poll_delay_ms,
-)
+@app.retry(**RETRY_FOREVER)
+@app.cosmos_db_trigger(**CHANGE_FEED, container_name=trigger.subjects_container,
+                       lease_container_prefix=trigger.lease_prefix(trigger.subjects_container))
 def invalidate_subjects(changes: func.DocumentList) -> None:
     handler.handle(changes, ContainerKind.SUBJECTS, trigger.subjects_container)
