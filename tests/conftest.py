@@ -1,4 +1,4 @@
-pytest_plugins = ["tests.kafka_broker"]
+pytest_plugins = ["tests.kafka_broker", "tests.secret_scan"]
 
 import pytest
 

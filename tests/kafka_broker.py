@@ -14,8 +14,19 @@ restartable_kafka_broker (function)
     The same ``KafkaBroker``, for tests that stop/start or pause it. Skips,
     saying why, when the broker is external. After the test it makes sure the
     broker is running and not paused again, so later tests are unaffected.
+
+secured_kafka_broker (session)
+    A ``SecuredKafkaBroker``: always a broker of our own, started with
+    ``scripts/kafka up --secure --dir <its own pytest tmp dir>`` (KAFKA_HOSTS
+    does not matter; it needs only Java and openssl). Besides the PLAINTEXT
+    listener (``bootstrap``, used for topics) it has a SASL_SSL listener
+    (``secure_bootstrap``) with one SCRAM-SHA-512 user (``username``,
+    ``password``, ``mechanism``) and a certificate signed by the CA at
+    ``ca_location``; ``untrusted_ca_location`` is an unrelated CA. The
+    password is registered with tests.secret_scan when that plugin is loaded.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -160,6 +171,47 @@ class KafkaBroker:
             time.sleep(0.1)
 
 
+class SecuredKafkaBroker(KafkaBroker):
+    """A managed broker with a SASL_SSL listener besides the PLAINTEXT one."""
+
+    def __init__(self, bootstrap, state_dir, info):
+        super().__init__(bootstrap, state_dir)
+        self.secure_bootstrap = info["KAFKA_SECURE_HOSTS"]
+        self.security_protocol = info["KAFKA_SECURITY_PROTOCOL"]
+        self.mechanism = info["KAFKA_SASL_MECHANISM"]
+        self.username = info["KAFKA_SASL_USERNAME"]
+        self.password = info["KAFKA_SASL_PASSWORD"]
+        self.ca_location = info["KAFKA_SSL_CA_LOCATION"]
+        self.untrusted_ca_location = info["UNTRUSTED_CA_LOCATION"]
+
+    def __repr__(self):  # never the password
+        return (f"SecuredKafkaBroker({self.bootstrap!r}, secure={self.secure_bootstrap!r}, "
+                f"user={self.username!r}, dir={self.state_dir})")
+
+    @classmethod
+    def up(cls, state_dir, timeout=UP_TIMEOUT):
+        out = _run("up", state_dir, "--secure", timeout=timeout)
+        bootstrap = _hosts_from(out)
+        # Not _run: its error text would include stdout, which holds the password.
+        proc = _call("secure-info", state_dir, "--json", timeout=60)
+        if proc.returncode != 0:
+            raise KafkaBrokerError(f"scripts/kafka secure-info --dir {state_dir} failed "
+                                   f"(exit {proc.returncode}):\n{proc.stderr}")
+        return cls(bootstrap, state_dir, json.loads(proc.stdout))
+
+    def client_config(self):
+        """librdkafka settings that authenticate on the secure listener."""
+        return {"bootstrap.servers": self.secure_bootstrap, "security.protocol": self.security_protocol,
+                "sasl.mechanism": self.mechanism, "sasl.username": self.username,
+                "sasl.password": self.password, "ssl.ca.location": self.ca_location}
+
+    def app_settings(self):
+        """The app settings that make the function app deliver over SASL_SSL."""
+        return {"KAFKA_HOSTS": self.secure_bootstrap, "KAFKA_SECURITY_PROTOCOL": self.security_protocol,
+                "KAFKA_SASL_MECHANISM": self.mechanism, "KAFKA_SASL_USERNAME": self.username,
+                "KAFKA_SASL_PASSWORD": self.password, "KAFKA_SSL_CA_LOCATION": self.ca_location}
+
+
 def _call(command, state_dir, *args, timeout):
     return subprocess.run([sys.executable, str(SCRIPT), command, "--dir", str(state_dir), *args],
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -213,3 +265,22 @@ def restartable_kafka_broker(kafka_broker):
         kafka_broker.start()
     else:
         os.kill(pid, signal.SIGCONT)
+
+
+@pytest.fixture(scope="session")
+def secured_kafka_broker(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("kafka-secured-broker")
+    try:
+        broker = SecuredKafkaBroker.up(state_dir)
+    except (KafkaBrokerError, OSError) as e:
+        pytest.fail(f"could not start the secured test Kafka broker: {e}", pytrace=False)
+    try:
+        from tests.secret_scan import register_secret
+    except ImportError:
+        pass
+    else:
+        register_secret(broker.password)
+    try:
+        yield broker
+    finally:
+        broker.down()
