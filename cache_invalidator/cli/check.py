@@ -1,0 +1,472 @@
+"""`check`: a region's settings, its Kafka topic and its Cosmos DB containers and leases, in one report.
+
+Everything here but the Cosmos DB reading (cosmos.py) is plain Python or
+confluent-kafka, so that it is tested against a real broker; the Cosmos DB
+findings are judged from plain facts (`CosmosFacts`) by `assess_cosmos`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Optional, TextIO
+from urllib.parse import urlparse
+
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException
+
+from ..producer import _hint as kafka_hint
+from ..settings import KafkaSettings, Secret, Settings, SettingsError, TriggerSettings
+from .errors import CosmosUnavailable
+from .report import Report, Section, parse_connection_string, redacted_connection_string, secret_values
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+# Leases are renewed every 17 s by default; one not renewed for this long has no running owner.
+STALE_LEASE_SECONDS = 300
+_SHOWN_OWNERS = 5
+
+# librdkafka's own log lines would interleave with the report: it reports through error_cb instead.
+_quiet_kafka_log = logging.getLogger("cache_invalidator.cli.kafka")
+_quiet_kafka_log.addHandler(logging.NullHandler())
+_quiet_kafka_log.propagate = False
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+# Valid stand-ins for a bad or missing setting, only to look for further problems; never shown.
+_STAND_INS = {
+    "COSMOSDB_NAME": "stand-in",
+    "COSMOSDB": "AccountEndpoint=https://stand-in/;AccountKey=stand-in;",
+    "KAFKA_HOSTS": "stand-in:9092",
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_USERNAME": "stand-in",
+    "KAFKA_SASL_PASSWORD": "stand-in",
+}
+
+
+def parse_with_all_errors(parse: Callable[[Mapping[str, str]], object], env: Mapping[str, str]):
+    """(parsed or None, every error found): after an error, the bad setting is replaced or dropped and parsing goes on."""
+    env = dict(env)
+    errors: list[SettingsError] = []
+    for _ in range(50):
+        try:
+            parsed = parse(env)
+        except SettingsError as error:
+            if any(e.setting == error.setting for e in errors):
+                return None, errors
+            errors.append(error)
+            if error.setting in _STAND_INS:
+                env[error.setting] = _STAND_INS[error.setting]
+            elif error.setting in env:
+                del env[error.setting]
+            else:
+                return None, errors
+        else:
+            return (parsed if not errors else None), errors
+    return None, errors
+
+
+@dataclasses.dataclass
+class ParsedSettings:
+    trigger: Optional[TriggerSettings]
+    settings: Optional[Settings]
+    errors: list[SettingsError]
+
+
+def parse_settings(env: Mapping[str, str]) -> ParsedSettings:
+    trigger, trigger_errors = parse_with_all_errors(TriggerSettings.from_env, env)
+    settings, settings_errors = parse_with_all_errors(Settings.from_env, env)
+    errors, seen = [], set()
+    for error in trigger_errors + settings_errors:
+        if str(error) not in seen:
+            seen.add(str(error))
+            errors.append(error)
+    return ParsedSettings(trigger, settings, errors)
+
+
+def cosmos_endpoint(env: Mapping[str, str]) -> tuple[Optional[str], str]:
+    """(account endpoint, how the app authenticates), as the Functions host chooses: the connection string wins."""
+    connection = (env.get("COSMOSDB") or "").strip()
+    if connection:
+        return parse_connection_string(connection).get("AccountEndpoint"), "connection string"
+    endpoint = (env.get("COSMOSDB__accountEndpoint") or "").strip()
+    return (endpoint or None), "DefaultAzureCredential (managed identity)"
+
+
+def settings_section(report: Report, env: Mapping[str, str], parsed: ParsedSettings) -> None:
+    section = report.section("Settings")
+    for error in parsed.errors:
+        section.problem(str(error))
+    rows: list[tuple[str, str]] = []
+    connection = (env.get("COSMOSDB") or "").strip()
+    identity_endpoint = (env.get("COSMOSDB__accountEndpoint") or "").strip()
+    if connection:
+        rows.append(("COSMOSDB", redacted_connection_string(connection)))
+        pairs = parse_connection_string(connection)
+        if not pairs.get("AccountEndpoint"):
+            section.problem("setting COSMOSDB: the connection string has no AccountEndpoint=...")
+        if not any(name.lower() == "accountkey" and value for name, value in pairs.items()):
+            section.problem("setting COSMOSDB: the connection string has no AccountKey=...")
+        if identity_endpoint:
+            section.warning(
+                "COSMOSDB and COSMOSDB__accountEndpoint are both set: the Functions host uses the connection "
+                "string and ignores COSMOSDB__accountEndpoint; remove one of them"
+            )
+    elif identity_endpoint:
+        rows.append(("COSMOSDB__accountEndpoint", f"{identity_endpoint} (DefaultAzureCredential)"))
+        if not urlparse(identity_endpoint).hostname:
+            section.problem(f"setting COSMOSDB__accountEndpoint: {identity_endpoint!r} is not a URL")
+    trigger = parsed.trigger
+    if trigger is not None:
+        rows += [
+            ("COSMOSDB_NAME", trigger.database),
+            ("COSMOSDB_WHISKS_CONTAINER", f"{trigger.whisks_container} (lease prefix {trigger.lease_prefix(trigger.whisks_container)})"),
+            ("COSMOSDB_SUBJECTS_CONTAINER", f"{trigger.subjects_container} (lease prefix {trigger.lease_prefix(trigger.subjects_container)})"),
+            ("COSMOSDB_LEASE_CONTAINER", trigger.lease_container),
+            ("COSMOSDB_CREATE_LEASE_CONTAINER", _flag(trigger.create_lease_container)),
+            ("COSMOSDB_START_FROM_BEGINNING", _flag(trigger.start_from_beginning)),
+            ("COSMOSDB_PREFERRED_LOCATIONS", trigger.preferred_locations or "(the account's)"),
+            ("COSMOSDB_MAX_ITEMS_PER_INVOCATION", str(trigger.max_items_per_invocation)),
+            ("COSMOSDB_FEED_POLL_DELAY_MS", str(trigger.feed_poll_delay_ms)),
+        ]
+    settings = parsed.settings
+    if settings is not None:
+        rows += [
+            ("CLUSTER_ID", settings.cluster_id or "(none: every change is sent)"),
+            ("INVALIDATION_INSTANCE_ID", settings.instance_id),
+            ("INVALIDATE_AUTH_KEYS", _flag(settings.invalidate_auth_keys)),
+        ]
+        rows += _kafka_rows(settings.kafka)
+    elif trigger is not None:
+        rows.append(("CLUSTER_ID", trigger.cluster_id or "(none: every change is sent)"))
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, value in rows:
+        section.info(f"{name:<{width}}  {value}")
+
+
+def _kafka_rows(kafka: KafkaSettings) -> list[tuple[str, str]]:
+    rows = [
+        ("KAFKA_HOSTS", kafka.hosts),
+        ("KAFKA_TOPIC", kafka.topic),
+        ("KAFKA_DELIVERY_TIMEOUT_SECONDS", f"{kafka.delivery_timeout_seconds:g}"),
+        ("KAFKA_SECURITY_PROTOCOL", kafka.security_protocol or "(PLAINTEXT)"),
+    ]
+    if kafka.sasl_mechanism:
+        rows.append(("KAFKA_SASL_MECHANISM", kafka.sasl_mechanism))
+    if kafka.sasl_username is not None:
+        rows.append(("KAFKA_SASL_USERNAME", kafka.sasl_username))
+    if kafka.sasl_password is not None:
+        rows.append(("KAFKA_SASL_PASSWORD", "***"))
+    if kafka.ssl_ca_location:
+        rows.append(("KAFKA_SSL_CA_LOCATION", kafka.ssl_ca_location))
+    for prop, value, setting in kafka.extra_properties:
+        rows.append((setting, f"{prop}={'***' if isinstance(value, Secret) else value}"))
+    return rows
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+# -- Kafka --------------------------------------------------------------------------------------
+
+
+def kafka_section(report: Report, kafka: Optional[KafkaSettings], timeout: float) -> None:
+    section = report.section("Kafka")
+    if kafka is None:
+        section.skipped("the Kafka settings have problems (see Settings)")
+        return
+    errors: list[KafkaError] = []
+    config = kafka.producer_config()
+    config["error_cb"] = errors.append
+    config["logger"] = _quiet_kafka_log
+    config["socket.timeout.ms"] = max(1000, int(timeout * 1000))
+    try:
+        # The app's own producer configuration: a property librdkafka rejects is found here too.
+        client = confluent_kafka.Producer(config)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        text = error.str() if isinstance(error, KafkaError) else str(exc)
+        prop = text.split('"')[-2] if text.count('"') >= 2 else ""
+        setting = kafka.setting_of(prop) if prop else "KAFKA_PRODUCER_*"
+        section.problem(f"setting {setting}: rejected by the Kafka client: {text}")
+        return
+    try:
+        _inspect_cluster(section, client, kafka, errors, timeout)
+    finally:
+        client.purge()
+        client.flush(0)
+        if hasattr(client, "close"):
+            client.close()
+
+
+def _inspect_cluster(section: Section, client, kafka: KafkaSettings, errors: list[KafkaError], timeout: float) -> None:
+    started = time.monotonic()
+    try:
+        # All topics, not just ours: asking for one topic by name may create it on a broker that auto-creates.
+        metadata = client.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        client.poll(0)  # serves error_cb: the client's own last error says more than a timeout
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if errors and (error is None or error.code() in (KafkaError._TIMED_OUT, KafkaError._TRANSPORT)):
+            error = errors[-1]
+        reason = f"{error.name()}: {error.str()}" if error is not None else str(exc)
+        section.problem(
+            f"no cluster metadata from KAFKA_HOSTS={kafka.hosts} within {timeout:g} s: {reason}{kafka_hint(error, kafka)}"
+        )
+        return
+    brokers = sorted(f"{b.host}:{b.port}" for b in metadata.brokers.values())
+    section.ok(f"{len(brokers)} broker(s) answer in {time.monotonic() - started:.1f} s: {', '.join(brokers)}")
+    topic = metadata.topics.get(kafka.topic)
+    missing = topic is None or (
+        topic.error is not None and topic.error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
+    )
+    if missing:
+        who = f", or the user {kafka.sasl_username!r} may not describe it" if kafka.sasl_username else ""
+        section.problem(
+            f"topic {kafka.topic!r} does not exist{who}: create it, or correct KAFKA_TOPIC "
+            f"(the app never creates it)"
+        )
+        return
+    if topic.error is not None:
+        section.problem(f"topic {kafka.topic!r}: {topic.error.name()}: {topic.error.str()}{kafka_hint(topic.error, kafka)}")
+        return
+    partitions = topic.partitions
+    section.ok(f"topic {kafka.topic!r} exists with {len(partitions)} partition(s)")
+    leaderless = sorted(p.id for p in partitions.values() if p.leader < 0 or p.error is not None)
+    if leaderless:
+        section.problem(f"topic {kafka.topic!r}: partition(s) {', '.join(map(str, leaderless))} have no leader")
+
+
+# -- Cosmos DB ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerFacts:
+    """What Cosmos DB says about a container; `exists` False when it answered 404."""
+
+    name: str
+    exists: bool
+    rid: Optional[str] = None
+    partition_key_paths: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class CosmosFacts:
+    """What the Cosmos DB adapter read, as plain data."""
+
+    endpoint: str
+    database_exists: bool
+    database_rid: Optional[str] = None
+    containers: Mapping[str, ContainerFacts] = dataclasses.field(default_factory=dict)
+    # Lease documents (id, Owner, _ts), None when the lease container is missing.
+    leases: Optional[list[Mapping]] = None
+
+
+def cosmos_section(
+    report: Report,
+    env: Mapping[str, str],
+    trigger: Optional[TriggerSettings],
+    cluster_id: Optional[str],
+    timeout: float,
+    gather: Optional[Callable[..., CosmosFacts]] = None,
+) -> None:
+    section = report.section("Cosmos DB")
+    if trigger is None:
+        section.skipped("the Cosmos DB settings have problems (see Settings)")
+        return
+    if gather is None:
+        try:
+            from .cosmos import gather_facts as gather
+        except ImportError as exc:
+            section.problem(f"the CLI's requirements are missing ({exc.name}): pip install -r requirements-cli.txt")
+            return
+    try:
+        facts = gather(env, trigger, timeout=timeout)
+    except CosmosUnavailable as exc:
+        section.problem(str(exc))
+        return
+    assess_cosmos(section, facts, trigger, cluster_id, now=time.time())
+
+
+def assess_cosmos(section: Section, facts: CosmosFacts, trigger: TriggerSettings,
+                  cluster_id: Optional[str], now: float) -> None:
+    """Findings from what Cosmos DB holds: containers, the lease container's key, this deployment's leases."""
+    section.ok(f"account {facts.endpoint} answers")
+    if not facts.database_exists:
+        section.problem(f"database {trigger.database!r} (COSMOSDB_NAME) does not exist")
+        return
+    section.ok(f"database {trigger.database!r} exists")
+    monitored = []
+    for setting, name in (("COSMOSDB_WHISKS_CONTAINER", trigger.whisks_container),
+                          ("COSMOSDB_SUBJECTS_CONTAINER", trigger.subjects_container)):
+        container = facts.containers.get(name)
+        if container is None or not container.exists:
+            section.problem(f"container {name!r} ({setting}) does not exist in database {trigger.database!r}")
+        else:
+            section.ok(f"container {name!r} exists")
+            monitored.append(container)
+    lease = facts.containers.get(trigger.lease_container)
+    if lease is None or not lease.exists:
+        if trigger.create_lease_container:
+            section.warning(
+                f"lease container {trigger.lease_container!r} does not exist; the Functions host creates it "
+                f"at start (COSMOSDB_CREATE_LEASE_CONTAINER is true)"
+            )
+        else:
+            section.problem(
+                f"lease container {trigger.lease_container!r} (COSMOSDB_LEASE_CONTAINER) does not exist, and the "
+                f"host will not create it (a managed identity cannot): create it with partition key /id"
+            )
+        return
+    paths = list(lease.partition_key_paths)
+    if paths == ["/id"]:
+        section.ok(f"lease container {trigger.lease_container!r} exists with partition key /id")
+    else:
+        section.problem(
+            f"lease container {trigger.lease_container!r} has partition key {', '.join(paths) or '(none)'}; "
+            f"the change feed processor needs /id: create a new one with /id"
+        )
+    if facts.leases is not None:
+        host = (urlparse(facts.endpoint).hostname or "").lower()
+        for container in monitored:
+            assess_leases(section, facts.leases, container, trigger, cluster_id, host,
+                          facts.database_rid or "", now)
+
+
+@dataclasses.dataclass
+class _LeaseGroup:
+    leases: int = 0
+    documents: int = 0
+    owners: set = dataclasses.field(default_factory=set)
+    unowned: int = 0
+    newest: Optional[int] = None
+
+
+def assess_leases(section: Section, leases: list[Mapping], container: ContainerFacts, trigger: TriggerSettings,
+                  cluster_id: Optional[str], host: str, database_rid: str, now: float) -> None:
+    """This deployment's leases of one monitored container, and what other deployments' leases suggest.
+
+    The change feed processor of the Cosmos DB extension v4 (SDK v3) names its
+    documents `<lease prefix><account host>_<database rid>_<container rid>`
+    followed by `..<lease token>` for a lease, `.info` or `.lock` for its store
+    marker and lock. The Functions host passes leaseContainerPrefix as the
+    prefix, so the part before the host tells which deployment wrote a lease.
+    """
+    prefix = trigger.lease_prefix(container.name)
+    marker = f"_{database_rid}_{container.rid}"
+    groups: dict[str, _LeaseGroup] = {}
+    other_endpoints: dict[str, _LeaseGroup] = {}
+    for document in leases:
+        doc_id = document.get("id")
+        if not isinstance(doc_id, str):
+            continue
+        at = doc_id.find(marker)
+        if at < 0:
+            continue
+        head, tail = doc_id[:at], doc_id[at + len(marker):]
+        if host and head.lower().endswith(host):
+            group = groups.setdefault(head[:len(head) - len(host)], _LeaseGroup())
+        else:
+            group = other_endpoints.setdefault(head, _LeaseGroup())
+        group.documents += 1
+        if tail.startswith(".."):
+            group.leases += 1
+            owner = document.get("Owner") or document.get("owner")
+            if owner:
+                group.owners.add(str(owner))
+            else:
+                group.unowned += 1
+            ts = document.get("_ts")
+            if isinstance(ts, int) and (group.newest is None or ts > group.newest):
+                group.newest = ts
+
+    ours = groups.pop(prefix, None)
+    label = f"{container.name!r} (lease prefix {prefix!r})"
+    if ours is None or ours.leases == 0:
+        section.warning(
+            f"no leases for {label}: the function has not started on this container yet, or the running app "
+            f"uses another CLUSTER_ID or COSMOSDB_LEASE_CONTAINER"
+        )
+    else:
+        owners = sorted(ours.owners)
+        shown = ", ".join(owners[:_SHOWN_OWNERS]) + (", ..." if len(owners) > _SHOWN_OWNERS else "")
+        text = f"{ours.leases} lease(s) for {label}, {len(owners)} owner(s)"
+        text += f": {shown}" if owners else ""
+        if ours.unowned:
+            text += f"; {ours.unowned} without owner"
+        age = None if ours.newest is None else max(0, int(now - ours.newest))
+        if age is not None:
+            text += f"; last renewed {_age(age)} ago"
+        section.ok(text)
+        if age is not None and age > STALE_LEASE_SECONDS:
+            section.warning(
+                f"the leases for {label} were not renewed for {_age(age)}: is the Function App running?"
+            )
+
+    others = {name: group for name, group in groups.items() if group.leases or group.documents}
+    if others:
+        listed = ", ".join(f"{name or '(empty)'!r} ({group.leases} leases)" for name, group in sorted(others.items()))
+        section.info(f"other deployments read {container.name!r} too, with lease prefixes {listed}")
+    suffix = f"-{container.name}"
+    for name in sorted(others if cluster_id else ()):
+        if name == container.name:
+            other_cluster = None
+        elif name.endswith(suffix):
+            other_cluster = name[:-len(suffix)]
+        else:
+            continue  # another app's change feed processor
+        if other_cluster is None:
+            section.warning(
+                f"a deployment without CLUSTER_ID (lease prefix {name!r}) reads {container.name!r}: "
+                f"in a multi-region setup every region needs its own CLUSTER_ID"
+            )
+        elif other_cluster != cluster_id and other_cluster.strip().lower() == cluster_id.strip().lower():
+            section.warning(
+                f"lease prefix {name!r} differs from this deployment's {prefix!r} only in case or blanks: "
+                f"two regions probably share the CLUSTER_ID {cluster_id!r}"
+            )
+    if not cluster_id and others:
+        section.warning(
+            f"CLUSTER_ID is empty while other deployments read {container.name!r} "
+            f"(prefixes {', '.join(repr(n) for n in sorted(others))}): give every region its own CLUSTER_ID, "
+            f"or its own changes are sent back to it and a second region without one would share these leases"
+        )
+    for head, group in sorted(other_endpoints.items()):
+        if head.startswith(prefix):
+            section.warning(
+                f"leases {head!r}...: a deployment with this lease prefix {prefix!r} reads {container.name!r} "
+                f"through another endpoint: two regions share the CLUSTER_ID {cluster_id or '(none)'!r}"
+            )
+        else:
+            section.info(f"{group.leases} lease(s) {head!r}... read {container.name!r} through another endpoint")
+
+
+def _age(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def run_check(env: Mapping[str, str], out: TextIO, *, source: str, kafka: bool = True, cosmos: bool = True,
+              timeout: float = DEFAULT_TIMEOUT_SECONDS,
+              gather: Optional[Callable[..., CosmosFacts]] = None) -> int:
+    """Prints the report; 0 when there is no problem, else 1."""
+    report = Report(f"cache-invalidator check: settings from {source}", secrets=secret_values(env))
+    parsed = parse_settings(env)
+    settings_section(report, env, parsed)
+    if kafka:
+        kafka_section(report, parsed.settings.kafka if parsed.settings else None, timeout)
+    if cosmos:
+        cluster_id = parsed.trigger.cluster_id if parsed.trigger else None
+        cosmos_section(report, env, parsed.trigger, cluster_id, timeout, gather=gather)
+    report.render(out)
+    return 1 if report.problems else 0

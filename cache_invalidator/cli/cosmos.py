@@ -1,0 +1,143 @@
+"""The thin azure-cosmos adapter: a client as the Functions host makes one, facts for `check`, pages for `replay`.
+
+Kept to the calls that need a real Cosmos DB account; what is decided from
+their results lives in check.py and replay.py, which are tested without one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Optional
+from urllib.parse import urlparse
+
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
+from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy
+from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
+
+from ..settings import TriggerSettings
+from .check import ContainerFacts, CosmosFacts, cosmos_endpoint
+from .errors import CosmosUnavailable
+from .replay import stop_after_until
+from .report import parse_connection_string
+
+# Changes per page of a replay: like the triggers' COSMOSDB_MAX_ITEMS_PER_INVOCATION default.
+DEFAULT_PAGE_SIZE = 1000
+_EMULATOR_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def open_client(env: Mapping[str, str], trigger: TriggerSettings, *, timeout: float) -> tuple[CosmosClient, str]:
+    """(client, account endpoint): COSMOSDB's key when set, else DefaultAzureCredential for COSMOSDB__accountEndpoint."""
+    endpoint, _ = cosmos_endpoint(env)
+    setting = "COSMOSDB" if (env.get("COSMOSDB") or "").strip() else "COSMOSDB__accountEndpoint"
+    if not endpoint:
+        raise CosmosUnavailable(f"setting {setting}: no account endpoint")
+    options: dict = {"connection_timeout": timeout, "timeout": max(timeout * 3, 30)}
+    if trigger.preferred_locations:
+        options["preferred_locations"] = [loc.strip() for loc in trigger.preferred_locations.split(",") if loc.strip()]
+    if urlparse(endpoint).hostname in _EMULATOR_HOSTS:
+        # The emulator's certificate is self-signed; nothing leaves the machine.
+        options["connection_verify"] = False
+    if setting == "COSMOSDB":
+        key = next((v for k, v in parse_connection_string(env["COSMOSDB"]).items() if k.lower() == "accountkey"), "")
+        credential = key
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        client_id = (env.get("COSMOSDB__clientId") or "").strip() or None
+        credential = DefaultAzureCredential(managed_identity_client_id=client_id)
+    with _reported(setting, endpoint):
+        return CosmosClient(endpoint, credential=credential, **options), endpoint
+
+
+@contextlib.contextmanager
+def _reported(setting: str, endpoint: str):
+    """Turns azure errors into CosmosUnavailable naming the setting to check."""
+    try:
+        yield
+    except CosmosUnavailable:
+        raise
+    except ClientAuthenticationError as exc:
+        raise CosmosUnavailable(
+            f"setting {setting}: no Entra ID token for {endpoint} ({_first_line(exc)}); sign in (az login) "
+            f"or set the AZURE_* variables DefaultAzureCredential reads"
+        ) from None
+    except CosmosHttpResponseError as exc:
+        if exc.status_code == 401:
+            what = "the AccountKey of COSMOSDB" if setting == "COSMOSDB" else "the Entra ID token"
+            raise CosmosUnavailable(f"setting {setting}: {endpoint} rejected {what} (401)") from None
+        if exc.status_code == 403:
+            raise CosmosUnavailable(
+                f"setting {setting}: {endpoint} refused access (403): {_first_line(exc)}; with an identity, it "
+                f"needs a Cosmos DB data-plane role (e.g. Built-in Data Contributor)"
+            ) from None
+        raise CosmosUnavailable(f"setting {setting}: {endpoint} answered {exc.status_code}: {_first_line(exc)}") from None
+    except ServiceRequestError as exc:
+        raise CosmosUnavailable(f"setting {setting}: cannot reach {endpoint}: {_first_line(exc)}") from None
+    except AzureError as exc:
+        raise CosmosUnavailable(f"setting {setting}: {endpoint}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _setting(env: Mapping[str, str]) -> str:
+    return "COSMOSDB" if (env.get("COSMOSDB") or "").strip() else "COSMOSDB__accountEndpoint"
+
+
+def _container_facts(database: DatabaseProxy, name: str) -> ContainerFacts:
+    try:
+        properties = database.get_container_client(name).read()
+    except CosmosResourceNotFoundError:
+        return ContainerFacts(name, exists=False)
+    paths = tuple((properties.get("partitionKey") or {}).get("paths") or ())
+    return ContainerFacts(name, exists=True, rid=properties.get("_rid"), partition_key_paths=paths)
+
+
+def gather_facts(env: Mapping[str, str], trigger: TriggerSettings, *, timeout: float) -> CosmosFacts:
+    """Reads the database, the three containers and the lease documents."""
+    client, endpoint = open_client(env, trigger, timeout=timeout)
+    with _reported(_setting(env), endpoint), client:
+        database = client.get_database_client(trigger.database)
+        try:
+            database_rid = database.read()["_rid"]
+        except CosmosResourceNotFoundError:
+            return CosmosFacts(endpoint, database_exists=False)
+        names = dict.fromkeys([trigger.whisks_container, trigger.subjects_container, trigger.lease_container])
+        containers = {name: _container_facts(database, name) for name in names}
+        leases = None
+        if containers[trigger.lease_container].exists:
+            leases = list(database.get_container_client(trigger.lease_container).query_items(
+                "SELECT c.id, c.Owner, c._ts FROM c", enable_cross_partition_query=True))
+        return CosmosFacts(endpoint, True, database_rid, containers, leases)
+
+
+def open_containers(env: Mapping[str, str], trigger: TriggerSettings, names: list[str], *,
+                    timeout: float) -> tuple[CosmosClient, dict[str, ContainerProxy]]:
+    """The named containers, each checked to exist."""
+    client, endpoint = open_client(env, trigger, timeout=timeout)
+    with _reported(_setting(env), endpoint):
+        database = client.get_database_client(trigger.database)
+        containers = {}
+        for name in names:
+            container = database.get_container_client(name)
+            try:
+                container.read()
+            except CosmosResourceNotFoundError:
+                raise CosmosUnavailable(f"container {name!r} does not exist in database {trigger.database!r}") from None
+            containers[name] = container
+        return client, containers
+
+
+def change_feed_pages(container: ContainerProxy, since: datetime, until_ts: Optional[int], *,
+                      setting: str = "COSMOSDB", page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[list]:
+    """The container's changes from `since`, feed range by feed range, as pages; each range up to until_ts or its end."""
+    endpoint = container.client_connection.url_connection
+    with _reported(setting, endpoint):
+        for feed_range in container.read_feed_ranges():
+            pages = container.query_items_change_feed(
+                feed_range=feed_range, start_time=since, max_item_count=page_size).by_page()
+            yield from stop_after_until((list(page) for page in pages), until_ts)
