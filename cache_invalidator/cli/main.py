@@ -1,0 +1,180 @@
+"""`python -m cache_invalidator check|replay`: argument parsing and the commands' wiring."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Optional, TextIO
+
+from ..settings import Settings, SettingsError, TriggerSettings
+from ..translation import ContainerKind
+from .appsettings import SettingsFileError, effective_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# (env, trigger settings, container names, since, until_ts, timeout, page size)
+#   -> ({container name: pages}, close)
+PageSource = Callable[..., tuple[Mapping[str, Iterable[list]], Callable[[], None]]]
+
+DESCRIPTION = """\
+Operator commands for the cache invalidator. They read the same settings as
+the Function App: from the environment, or from a local.settings.json given
+with --settings (its Values take precedence over the environment).
+"""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 600 seconds")
+    return value
+
+
+def _time(text: str) -> datetime:
+    from .replay import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _page_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--settings", metavar="FILE",
+        help="a local.settings.json whose Values are the app settings (// comments allowed); "
+             "they take precedence over the environment")
+    common.add_argument(
+        "--timeout", type=_seconds, default=10.0, metavar="SECONDS",
+        help="how long to wait for Kafka metadata and Cosmos DB connections (default: 10)")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cache_invalidator", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser(
+        "check", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="validate a region's settings, Kafka topic and Cosmos DB containers and leases",
+        description="Validates a region's deployment and prints a report, secrets shown as ***.\n"
+                    "Settings: parsed as the app parses them. Kafka: the brokers answer, the topic exists\n"
+                    "and has partitions. Cosmos DB: the database and the whisks, subjects and lease\n"
+                    "containers exist, the lease container is keyed by /id, and this deployment's\n"
+                    "leases, with warnings when other deployments' lease prefixes suggest a CLUSTER_ID\n"
+                    "problem.\n\nExit status: 0 when there is no problem (warnings allowed), 1 otherwise.")
+    check.add_argument("--no-kafka", dest="kafka", action="store_false", help="skip the Kafka checks")
+    check.add_argument("--no-cosmos", dest="cosmos", action="store_false", help="skip the Cosmos DB checks")
+
+    replay = commands.add_parser(
+        "replay", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="send the invalidations of a window of changes again",
+        description="Reads the change feed of whisks and/or subjects from --since up to --until (by _ts)\n"
+                    "or the end of the feed, and sends each page's invalidations to the region's Kafka\n"
+                    "with the app's own translation, CLUSTER_ID filter and at-least-once producer.\n"
+                    "Times are ISO 8601 (2024-05-01T12:00:00Z); without an offset they are UTC.\n"
+                    "The change feed holds each document's latest version only.\n\n"
+                    "Exit status: 0 when every page was sent (or printed), 1 otherwise.")
+    replay.add_argument("--container", required=True, choices=("whisks", "subjects", "all"),
+                        help="which container's changes to replay (the names come from the settings)")
+    replay.add_argument("--since", required=True, type=_time, metavar="TIME",
+                        help="replay changes made at or after this time")
+    replay.add_argument("--until", type=_time, metavar="TIME",
+                        help="leave out changes made after this time (default: up to the end of the feed)")
+    replay.add_argument("--dry-run", action="store_true",
+                        help="print the messages (key<TAB>value) instead of sending them; an API key's "
+                             "secret is shown as ***")
+    replay.add_argument("--page-size", type=_page_size, default=1000, metavar="N",
+                        help="changes per page, each page delivered before the next is read (default: 1000)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str, str]] = None,
+         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
+         page_source: Optional[PageSource] = None, gather=None) -> int:
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    try:
+        env = effective_settings(os.environ if environ is None else environ, args.settings)
+    except SettingsFileError as exc:
+        stderr.write(f"error: --settings: {exc}\n")
+        return EXIT_USAGE
+    source = f"{args.settings} over the environment" if args.settings else "the environment"
+    if args.command == "check":
+        from .check import run_check
+
+        return run_check(env, stdout, source=source, kafka=args.kafka, cosmos=args.cosmos,
+                         timeout=args.timeout, gather=gather)
+    return _replay(args, env, stdout, stderr, page_source)
+
+
+def _replay(args, env: Mapping[str, str], stdout: TextIO, stderr: TextIO, page_source: Optional[PageSource]) -> int:
+    from ..producer import close_shared_producers
+    from .replay import ReplaySource, run_replay
+
+    if args.until is not None and args.until < args.since:
+        stderr.write("error: --until is before --since\n")
+        return EXIT_USAGE
+    try:
+        trigger = TriggerSettings.from_env(env)
+        settings = Settings.from_env(env)
+    except SettingsError as exc:
+        stderr.write(f"error: {exc}\n(`python -m cache_invalidator check` lists every settings problem)\n")
+        return EXIT_FAILED
+    kinds = {"whisks": [ContainerKind.WHISKS], "subjects": [ContainerKind.SUBJECTS],
+             "all": [ContainerKind.WHISKS, ContainerKind.SUBJECTS]}[args.container]
+    names = {ContainerKind.WHISKS: trigger.whisks_container, ContainerKind.SUBJECTS: trigger.subjects_container}
+    until_ts = None if args.until is None else math.floor(args.until.timestamp())
+    if page_source is None:
+        page_source = _cosmos_page_source
+    from .errors import CosmosUnavailable
+
+    try:
+        pages, close = page_source(env, trigger, [names[k] for k in kinds], args.since, until_ts,
+                                   timeout=args.timeout, page_size=args.page_size)
+    except CosmosUnavailable as exc:
+        stderr.write(f"error: {exc}\n")
+        return EXIT_FAILED
+    except ImportError as exc:
+        stderr.write(f"error: the CLI's requirements are missing ({exc.name}): pip install -r requirements-cli.txt\n")
+        return EXIT_FAILED
+    try:
+        sources = [ReplaySource(kind, names[kind], pages[names[kind]]) for kind in kinds]
+        return run_replay(settings, sources, until_ts=until_ts, dry_run=args.dry_run, out=stdout, err=stderr)
+    finally:
+        close()
+        close_shared_producers(timeout=5)
+
+
+def _cosmos_page_source(env, trigger, names, since, until_ts, *, timeout, page_size):
+    from . import cosmos
+
+    client, containers = cosmos.open_containers(env, trigger, names, timeout=timeout)
+    setting = "COSMOSDB" if (env.get("COSMOSDB") or "").strip() else "COSMOSDB__accountEndpoint"
+    pages = {name: cosmos.change_feed_pages(container, since, until_ts, setting=setting, page_size=page_size)
+             for name, container in containers.items()}
+    return pages, client.close
