@@ -93,3 +93,23 @@ def test_secret_scan_notices_a_secret_in_a_log_record(request):
     secret_scan.forget_findings(request.node.nodeid)  # it leaked on purpose
     assert [f.where for f in mine] == ["logger 'cache_invalidator.kafka' (DEBUG)"]
     assert all(canary not in str(f) for f in mine)
+
+
+def test_password_is_in_no_broker_file_but_its_own(secured_kafka_broker):
+    # scripts/kafka hands it to kafka-storage format only; state, config and logs never hold it.
+    password_file = secured_kafka_broker.state_dir / "secure" / "password"
+    holders = [str(path.relative_to(secured_kafka_broker.state_dir))
+               for path in secured_kafka_broker.state_dir.rglob("*")
+               if path.is_file() and path != password_file
+               and secured_kafka_broker.password.encode() in path.read_bytes()]
+    assert holders == []
+    assert password_file.stat().st_mode & 0o077 == 0
+
+
+def test_secure_listener_and_its_user_survive_stop_and_start(monkeypatch, secured_kafka_broker, secured_settings, secured_topic):
+    # Runs last in this file: it restarts the session's secured broker.
+    secured_kafka_broker.stop()
+    secured_kafka_broker.start()
+    module = load_function_app(monkeypatch, secured_settings)
+    invoke(module, "invalidate_whisks", WHISKS)
+    assert [key for key, _ in read_topic(secured_kafka_broker.bootstrap, secured_topic)] == WHISKS_KEYS
