@@ -45,6 +45,17 @@ DOCUMENT_OBJECT = st.fixed_dictionaries({}, optional={
     "_ts": st.one_of(st.integers(), JSON),
     "subject": JSON,
 })
+# Mostly well-formed subjects, so that names, limits and API keys are exercised, not only poison.
+PLAIN_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="/"), min_size=1, max_size=10)
+GOOD_ID = st.one_of(PLAIN_TEXT, st.builds(lambda ns: f"{ns}|limits", PLAIN_TEXT.filter(lambda t: "|" not in t)))
+GOOD_ENTRY = st.fixed_dictionaries({"name": st.one_of(PLAIN_TEXT, ID_TEXT, JSON)},
+                                   optional={"uuid": st.one_of(PLAIN_TEXT, ID_TEXT, JSON),
+                                             "key": st.one_of(PLAIN_TEXT, ID_TEXT, JSON)})
+SUBJECT_OBJECT = st.fixed_dictionaries(
+    {"id": st.one_of(GOOD_ID, ID_TEXT),
+     "namespaces": st.one_of(st.lists(st.one_of(GOOD_ENTRY, NAMESPACE_ENTRY), max_size=4), NAMESPACES)},
+    optional={"_clusterId": CLUSTERS})
+DOCUMENT_OBJECT = st.one_of(DOCUMENT_OBJECT, SUBJECT_OBJECT)
 DOCUMENT = st.one_of(JSON, DOCUMENT_OBJECT)
 KINDS = st.sampled_from(list(ContainerKind))
 
