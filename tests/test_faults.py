@@ -113,7 +113,7 @@ def test_broker_stopped_mid_run_then_started_loses_nothing(restartable_kafka_bro
             broker.start()
         times["started"] = time.monotonic()
 
-    times = run_with_fault([driver], outage)
+    run_with_fault([driver], outage)
     errors = delivery_errors(driver)
     result = analyse("broker stopped and started", read_topic(broker.bootstrap, topic), [plan],
                      failed_invocations=len(errors),
@@ -137,7 +137,7 @@ def test_broker_frozen_past_the_deadline_then_resumed_loses_nothing(restartable_
         finally:
             broker.resume()
 
-    times = run_with_fault([driver], freeze)
+    run_with_fault([driver], freeze)
     errors = delivery_errors(driver)
     result = analyse("broker frozen (SIGSTOP) then resumed", read_topic(broker.bootstrap, topic), [plan],
                      failed_invocations=len(errors), notes=f"documents={plan.documents} batches={BATCHES}")
