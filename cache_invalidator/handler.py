@@ -36,14 +36,8 @@ class ChangeHandler:
         """Sends the invalidations of one change batch; raises unless Kafka acknowledged all of them."""
         started = time.monotonic()
         settings = self.settings
-        batch = translate(
-            changes,
-            kind,
-            instance_id=settings.instance_id,
-            cluster_id=settings.cluster_id,
-            invalidate_auth_keys=settings.invalidate_auth_keys,
-        )
-        _report_skipped(batch, container)
+        batch = translate(changes, kind, **settings.translation_options())
+        report_skipped(batch, container)
         outcome = "failed"
         try:
             if batch.invalidations:
@@ -53,7 +47,7 @@ class ChangeHandler:
             _report_batch(batch, container, outcome, settings.kafka.topic, time.monotonic() - started)
 
 
-def _report_skipped(batch: TranslatedBatch, container: str) -> None:
+def report_skipped(batch: TranslatedBatch, container: str) -> None:
     for poison in batch.poison:
         # Position and reason only: the document may hold an API key.
         log.error(

@@ -146,7 +146,7 @@ class InvalidationProducer:
             what = f"{total} invalidations were not all acknowledged within {self.settings.delivery_timeout_seconds:g} s"
         reason = self._scrub(error.str()) if error is not None else "no acknowledgement"
         code = f"{error.name()}: " if error is not None else ""
-        hint = _hint(error, self.settings)
+        hint = setting_hint(error, self.settings)
         return f"{what} on Kafka topic {self.settings.topic!r}: {code}{reason}{client_error}{hint}; the batch will be retried"
 
     def _invalid_property(self, exc: KafkaException) -> InvalidSetting:
@@ -161,7 +161,7 @@ class InvalidationProducer:
         return text
 
 
-def _hint(error: Optional[KafkaError], settings: KafkaSettings) -> str:
+def setting_hint(error: Optional[KafkaError], settings: KafkaSettings) -> str:
     """Names the setting an operator should check for a Kafka error."""
     if error is None:
         return f" (check KAFKA_HOSTS={settings.hosts})"

@@ -266,6 +266,14 @@ class Settings:
     cluster_id: Optional[str] = None
     invalidate_auth_keys: bool = False
 
+    def translation_options(self) -> dict[str, object]:
+        """The keyword arguments of translation.translate that these settings decide."""
+        return {
+            "instance_id": self.instance_id,
+            "cluster_id": self.cluster_id,
+            "invalidate_auth_keys": self.invalidate_auth_keys,
+        }
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
         return cls(

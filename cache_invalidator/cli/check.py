@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
 
-from ..producer import _hint as kafka_hint
+from ..producer import setting_hint as kafka_hint
 from ..settings import KafkaSettings, Secret, Settings, SettingsError, TriggerSettings
 from .errors import CosmosUnavailable
 from .report import Report, Section, parse_connection_string, redacted_connection_string, secret_values

@@ -18,7 +18,7 @@ from typing import Any, Optional, TextIO
 
 from tqdm import tqdm
 
-from ..handler import _report_skipped as report_skipped
+from ..handler import report_skipped
 from ..producer import DeliveryError, shared_producer
 from ..settings import Settings
 from ..translation import ContainerKind, Invalidation, translate
@@ -109,13 +109,7 @@ def replay_pages(pages: Iterable[Sequence[Any]], kind: ContainerKind, container:
         summary.pages += 1
         summary.documents += len(page)
         summary.after_until += len(page) - len(documents)
-        batch = translate(
-            documents,
-            kind,
-            instance_id=settings.instance_id,
-            cluster_id=settings.cluster_id,
-            invalidate_auth_keys=settings.invalidate_auth_keys,
-        )
+        batch = translate(documents, kind, **settings.translation_options())
         report_skipped(batch, container)
         if batch.invalidations:
             if dry_run:
