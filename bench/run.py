@@ -1,0 +1,581 @@
+#!/usr/bin/env python3
+"""Benchmark the path from change batch to acknowledged invalidation.
+
+    .venv/bin/python -m pip install -r bench/requirements.txt   # once
+    .venv/bin/python bench/run.py            # the full run, 4 to 7 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick    # a smoke run with a tenth of the batches; writes nothing
+    .venv/bin/python bench/run.py --profile  # cProfile of path 1 at 100 documents, into bench/profile.txt
+
+It starts its own single-node Kafka broker with scripts/kafka (state in a
+temporary directory, removed at the end), unless KAFKA_HOSTS is set: then that
+broker is used, with the other KAFKA_* settings of the environment, and the
+bench's topic is created there if missing.
+
+Every figure comes from ONE run, the paths interleaved in rounds, so that the
+ratios hold on a noisy machine:
+  1.  the app's own path: the batch as the host's JSON, the azure-functions
+      converter, the function, acknowledged by Kafka;
+  2.  the raw ceiling: confluent-kafka producing the same prebuilt messages with
+      the same producer config, flush() per batch;
+  2b. the same, waiting for the batch's reports with poll() instead of flush();
+  3.  naive: flush() after every message;
+  4.  fire-and-forget: everything produced, one flush() at the end;
+and, as the measured fix, paths 1 and 2 again with KAFKA_PRODUCER_LINGER_MS=0.
+Also: parallel leases (1, 2, 8 threads), translation alone, cold start
+(import time, first invocation, RSS) in fresh interpreters.
+
+Writes bench/results.json, the generated part of docs/BENCHMARKS.md and
+docs/benchmark-throughput.png (not with --quick). No test asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import datetime
+import gc
+import io
+import json
+import logging
+import os
+import platform
+import pstats
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(1, str(ROOT))
+
+import confluent_kafka  # noqa: E402
+
+from cache_invalidator.producer import close_shared_producers  # noqa: E402
+from cache_invalidator.settings import Settings  # noqa: E402
+from cache_invalidator.translation import ContainerKind, translate  # noqa: E402
+import measure  # noqa: E402
+import report  # noqa: E402
+import workload  # noqa: E402
+
+SIZES = (1, 10, 100, 1000)
+ROUNDS = 10
+# Batches per batch size, for each acknowledged path (1, 2 and the linger.ms=0 pair).
+ACKED_BATCHES = {1: 3000, 10: 2000, 100: 1000, 1000: 200}
+# Path 2b: a diagnostic that waits linger.ms per batch; fewer batches.
+POLL_BATCHES = {1: 600, 10: 600, 100: 600, 1000: 200}
+# Path 3 sends one request per message: its large batches take long.
+NAIVE_BATCHES = {1: 1000, 10: 300, 100: 60, 1000: 10}
+# Path 4: documents produced per batch size.
+FIRE_DOCUMENTS = 200_000
+WARMUP_BATCHES = 30
+PARALLEL_THREADS = (1, 2, 8)
+PARALLEL_BATCHES = 800  # of 100 documents, split among the threads
+PARALLEL_SIZE = 100
+TRANSLATION_REPEATS = 40
+COLD_STARTS = 7
+TOPIC = "bench-cache-invalidation"
+
+# The producer config as shipped, and the fix measured beside it.
+VARIANTS = {"shipped": {}, "linger0": {"KAFKA_PRODUCER_LINGER_MS": "0"}}
+
+log = logging.getLogger("bench")
+
+
+class _Discard(logging.Handler):
+    """Formats every record, as the Functions worker's handler does before shipping it, and drops it."""
+
+    def emit(self, record):
+        self.format(record)
+
+
+def configure_logging() -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(_Discard())
+    shout = logging.StreamHandler(sys.stderr)
+    shout.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.addHandler(shout)
+    log.propagate = False
+    # The app's librdkafka lines (e.g. "Coordinator load in progress" at start) stay out of the output.
+    client_log = logging.getLogger("cache_invalidator.kafka")
+    client_log.propagate = False
+    client_log.addHandler(_Discard())
+
+
+# --------------------------------------------------------------------------
+# The broker
+# --------------------------------------------------------------------------
+
+def _kafka(command: str, state_dir: Path, *args: str, timeout: float) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "kafka"), command, "--dir", str(state_dir), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/kafka {command} failed (exit {proc.returncode}):\n{proc.stderr}{proc.stdout}")
+    return proc.stdout
+
+
+def _kafka_script_version() -> str:
+    match = re.search(r'^KAFKA_VERSION = "([^"]+)"', (ROOT / "scripts" / "kafka").read_text(), re.M)
+    return match.group(1) if match else "unknown"
+
+
+@contextlib.contextmanager
+def kafka_broker(topic: str, partitions: int, user_kafka: dict[str, str]):
+    external = user_kafka.get("KAFKA_HOSTS", "").strip()
+    if external:
+        log.info("using the broker at KAFKA_HOSTS=%s", external)
+        _create_topic_external(external, topic, partitions, user_kafka)
+        yield {"hosts": external, "managed": False, "version": f"external broker at KAFKA_HOSTS={external}"}
+        return
+    temp = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
+    state = temp / "kafka"
+    try:
+        log.info("starting a Kafka broker with scripts/kafka up --dir %s (the first run downloads it)", state)
+        out = _kafka("up", state, timeout=900)
+        hosts = out.strip().splitlines()[-1].split("=", 1)[1]
+        _kafka("topic", state, topic, "--partitions", str(partitions), timeout=120)
+        log.info("broker ready at %s, topic %s with %d partition(s)", hosts, topic, partitions)
+        yield {"hosts": hosts, "managed": True,
+               "version": f"{_kafka_script_version()}, single node on 127.0.0.1 started by scripts/kafka"}
+    finally:
+        with contextlib.suppress(Exception):
+            _kafka("down", state, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _create_topic_external(hosts: str, topic: str, partitions: int, user_kafka: dict[str, str]) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    config = Settings.from_env({**user_kafka, "KAFKA_HOSTS": hosts}).kafka.producer_config()
+    admin_keys = ("bootstrap.servers", "security.protocol", "sasl.", "ssl.")
+    admin = AdminClient({k: v for k, v in config.items() if k.startswith(admin_keys)})
+    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=-1)])[topic]
+    try:
+        future.result(timeout=60)
+    except confluent_kafka.KafkaException as exc:
+        if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
+# --------------------------------------------------------------------------
+# The machine
+# --------------------------------------------------------------------------
+
+def _first_match(path: str, pattern: str) -> str | None:
+    try:
+        match = re.search(pattern, Path(path).read_text(), re.M)
+    except OSError:
+        return None
+    return match.group(1).strip() if match else None
+
+
+def describe_machine(kafka_version: str) -> dict:
+    from importlib.metadata import version
+
+    try:
+        java = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30).stderr.splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        java = "unknown"
+    mem_kib = _first_match("/proc/meminfo", r"^MemTotal:\s+(\d+)")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                            "cache_invalidator", "function_app.py"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_model": _first_match("/proc/cpuinfo", r"^model name\s*:\s*(.+)$") or platform.processor() or "unknown",
+        "memory_gib": round(int(mem_kib) / 1024 / 1024, 1) if mem_kib else None,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "confluent_kafka": confluent_kafka.__version__,
+        "librdkafka": confluent_kafka.libversion()[0],
+        "azure_functions": version("azure-functions"),
+        "kafka": kafka_version,
+        "java": java,
+        "git_commit": commit + (" (cache_invalidator/ or function_app.py modified)" if dirty else ""),
+        "load_average_before": os.getloadavg(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+# --------------------------------------------------------------------------
+# Cold start, in fresh interpreters
+# --------------------------------------------------------------------------
+
+_IMPORT_CHILD = """
+import time
+began = time.perf_counter()
+import function_app
+print(time.perf_counter() - began)
+"""
+
+# Reads the batches' JSON texts from stdin; prints RSS and timings as JSON.
+_FIRST_INVOCATION_CHILD = """
+import json, sys, time
+
+def rss_mib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+texts = json.load(sys.stdin)
+figures = {"rss_interpreter_mib": rss_mib()}
+began = time.perf_counter()
+import function_app
+figures["import_s"] = time.perf_counter() - began
+figures["rss_after_import_mib"] = rss_mib()
+from azure.functions.cosmosdb import CosmosDBTriggerConverter
+from azure.functions.meta import Datum
+function = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}["invalidate_whisks"]
+began = time.perf_counter()
+function(CosmosDBTriggerConverter.decode(Datum(texts[0], "json"), trigger_metadata=None))
+figures["first_invocation_s"] = time.perf_counter() - began
+figures["rss_after_first_invocation_mib"] = rss_mib()
+for text in texts[1:]:
+    function(CosmosDBTriggerConverter.decode(Datum(text, "json"), trigger_metadata=None))
+figures["later_batches"] = len(texts) - 1
+figures["rss_after_later_batches_mib"] = rss_mib()
+from cache_invalidator.producer import close_shared_producers
+close_shared_producers()
+print(json.dumps(figures))
+"""
+
+
+def _child_env(app_env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(measure.APP_SETTING_PREFIXES)}
+    env.update(app_env)
+    return env
+
+
+def cold_start(app_env: dict[str, str], first_batch: workload.Batch, later: list[workload.Batch]) -> dict:
+    env = _child_env(app_env)
+    imports, walls = [], []
+    for attempt in range(COLD_STARTS + 1):  # the first one warms the file cache and is dropped
+        began = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _IMPORT_CHILD], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        wall = time.perf_counter() - began
+        if proc.returncode != 0:
+            raise RuntimeError(f"import function_app failed in a fresh interpreter:\n{proc.stderr}")
+        if attempt:
+            imports.append(float(proc.stdout.strip().splitlines()[-1]))
+            walls.append(wall)
+    texts = [first_batch.json] + [b.json for b in later]
+    proc = subprocess.run([sys.executable, "-c", _FIRST_INVOCATION_CHILD], cwd=ROOT, env=env,
+                          input=json.dumps(texts), capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the first-invocation child failed:\n{proc.stderr}")
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "import_s_median": statistics.median(imports),
+        "import_s_min": min(imports),
+        "import_s_max": max(imports),
+        "import_runs": len(imports),
+        "process_s_median": statistics.median(walls),
+        "later_batch_size": later[0].documents if later else 0,
+        **child,
+    }
+
+
+# --------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------
+
+def first_message_times(config: dict, topic: str, batch: workload.Batch, repeats: int = 3) -> dict:
+    """Time to the first acknowledgement of a brand-new raw producer, with and without idempotence:
+    what the first invocation's Kafka part is made of."""
+    figures = {}
+    for idempotence in (True, False):
+        times = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            raw = measure.RawClient({**config, "enable.idempotence": idempotence}, topic)
+            raw.acked_flush(batch)
+            times.append((time.perf_counter() - began) * 1000)
+            raw.close()
+        figures["idempotent" if idempotence else "not_idempotent"] = statistics.median(times)
+    return figures
+
+
+def app_environment(hosts: str, topic: str, user_kafka: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    env = dict(measure.BASE_SETTINGS)
+    env.update({k: v for k, v in user_kafka.items() if k not in ("KAFKA_HOSTS", "KAFKA_TOPIC")})
+    env.update({"KAFKA_HOSTS": hosts, "KAFKA_TOPIC": topic})
+    env.update(extra)
+    return env
+
+
+def verify_fast_encode() -> None:
+    """The monkeypatched _encode makes exactly the shipped messages, for every test vector."""
+    for case in json.loads(workload.CASES.read_text()):
+        env = case["settings"]
+        kwargs = dict(instance_id=env.get("INVALIDATION_INSTANCE_ID", "cache-invalidator"),
+                      cluster_id=env.get("CLUSTER_ID"),
+                      invalidate_auth_keys=env.get("INVALIDATE_AUTH_KEYS", "").lower() == "true")
+        kind = ContainerKind(case["container"])
+        shipped = translate(case["documents"], kind, **kwargs)
+        with measure.patched_encode():
+            fast = translate(case["documents"], kind, **kwargs)
+        if shipped != fast:
+            raise RuntimeError(f"fast_encode differs from the shipped _encode on {case['name']!r}")
+
+
+def translation_alone(pools: dict[ContainerKind, list[workload.Batch]], settings: Settings) -> dict:
+    figures = {}
+    for kind, pool in pools.items():
+        decode, on_documents, on_dicts, fast = [], [], [], []
+        for repeat in range(TRANSLATION_REPEATS):
+            batch = pool[repeat % len(pool)]
+            began = time.perf_counter()
+            documents = measure.host_batch(batch.json)
+            decoded = time.perf_counter()
+            translate(documents, kind, instance_id=settings.instance_id, cluster_id=settings.cluster_id,
+                      invalidate_auth_keys=settings.invalidate_auth_keys)
+            translated = time.perf_counter()
+            plain = json.loads(batch.json)
+            began_plain = time.perf_counter()
+            translate(plain, kind, instance_id=settings.instance_id, cluster_id=settings.cluster_id,
+                      invalidate_auth_keys=settings.invalidate_auth_keys)
+            ended = time.perf_counter()
+            with measure.patched_encode():
+                began_fast = time.perf_counter()
+                translate(documents, kind, instance_id=settings.instance_id, cluster_id=settings.cluster_id,
+                          invalidate_auth_keys=settings.invalidate_auth_keys)
+                ended_fast = time.perf_counter()
+            decode.append((decoded - began) / batch.documents)
+            on_documents.append((translated - decoded) / batch.documents)
+            on_dicts.append((ended - began_plain) / batch.documents)
+            fast.append((ended_fast - began_fast) / batch.documents)
+        figures[kind.value] = {
+            "batch_size": pool[0].documents,
+            "messages_per_document": len(pool[0].messages) / pool[0].documents,
+            "converter_decode_us_per_doc": statistics.median(decode) * 1e6,
+            "translate_us_per_doc": statistics.median(on_documents) * 1e6,
+            "translate_plain_dicts_us_per_doc": statistics.median(on_dicts) * 1e6,
+            "translate_fast_encode_us_per_doc": statistics.median(fast) * 1e6,
+        }
+    return figures
+
+
+def run(args, user_kafka: dict[str, str]) -> dict:
+    scale = 0.1 if args.quick else 1.0
+
+    def scaled(n: int) -> int:
+        return max(ROUNDS, int(n * scale) // ROUNDS * ROUNDS)
+
+    results: dict = {"command": args.command, "quick": args.quick, "partitions": args.partitions,
+                     "rounds": ROUNDS, "variants": VARIANTS}
+    with kafka_broker(args.topic, args.partitions, user_kafka) as broker:
+        results["machine"] = describe_machine(broker["version"])
+        envs = {name: app_environment(broker["hosts"], args.topic, user_kafka, extra) for name, extra in VARIANTS.items()}
+        settings = Settings.from_env(envs["shipped"])
+        results["producer_config"] = {
+            name: {k: v for k, v in Settings.from_env(env).kafka.producer_config().items() if "sasl.password" not in k}
+            for name, env in envs.items()}
+
+        log.info("building the change batches")
+        whisks = {}
+        serial = 0
+        for size in SIZES:
+            count = min(max(scaled(ACKED_BATCHES[size]), scaled(NAIVE_BATCHES[size])), max(8, 20_000 // size))
+            whisks[size] = workload.make_batches(ContainerKind.WHISKS, size, count, serial, settings)
+            serial += size * count
+        subjects_100 = workload.make_batches(ContainerKind.SUBJECTS, PARALLEL_SIZE, 100, 0, settings)
+        subjects_1000 = workload.make_batches(ContainerKind.SUBJECTS, 1000, 5, 10_000, settings)
+
+        verify_fast_encode()
+        apps, raws, modules = {}, {}, {}
+        results["first_invocation_in_bench_ms"] = {}
+        for name, env in envs.items():
+            modules[name] = measure.load_function_app(env)
+            apps[name] = measure.AppPath(modules[name])
+            began = time.perf_counter()
+            apps[name].run(whisks[1][0])  # creates the shared producer: connection, metadata, producer id
+            results["first_invocation_in_bench_ms"][name] = (time.perf_counter() - began) * 1000
+            raws[name] = measure.RawClient(Settings.from_env(env).kafka.producer_config(), args.topic)
+            raws[name].acked_flush(whisks[1][0])
+        # The proposed code: linger.ms 0 and the cheaper _encode (monkeypatched per call).
+        apps["fixed"] = measure.PatchedAppPath(modules["linger0"])
+        function_only = measure.PatchedFunctionOnlyPath(modules["linger0"])
+
+        acked = {
+            "app": apps["shipped"].run,
+            "raw": raws["shipped"].acked_flush,
+            "raw_poll": raws["shipped"].acked_poll,
+            "naive": raws["shipped"].naive,
+            "app_linger0": apps["linger0"].run,
+            "app_fixed": apps["fixed"].run,
+            "app_fixed_fn": function_only.run,
+            "raw_linger0": raws["linger0"].acked_flush,
+        }
+        prepare = {"app_fixed_fn": function_only.prepare}
+        counts = {name: ACKED_BATCHES for name in acked}
+        counts.update(raw_poll=POLL_BATCHES, naive=NAIVE_BATCHES)
+        log.info("warming up every path")
+        for name, run_batch in acked.items():
+            measure.timed_batches(run_batch, whisks[10], 0, WARMUP_BATCHES, prepare.get(name))
+        raws["shipped"].fire_and_forget(whisks[10][:WARMUP_BATCHES])
+        # The bench's own objects (batches, modules) out of the collector's way, as a worker would not hold them.
+        gc.collect()
+        gc.freeze()
+
+        paths = {name: {} for name in [*acked, "fire"]}
+        for size in SIZES:
+            pool = whisks[size]
+            latencies = {name: [] for name in acked}
+            fire_seconds, fire_messages, fire_docs = 0.0, 0, 0
+            fire_batches = max(1, int(FIRE_DOCUMENTS * scale) // size // ROUNDS)
+            order = [*acked, "fire"]
+            started = time.perf_counter()
+            for rnd in range(ROUNDS):
+                shift = rnd % len(order)
+                for name in order[shift:] + order[:shift]:
+                    if name == "fire":
+                        chunk = [pool[(rnd * fire_batches + i) % len(pool)] for i in range(fire_batches)]
+                        seconds, messages = raws["shipped"].fire_and_forget(chunk)
+                        fire_seconds += seconds
+                        fire_messages += messages
+                        fire_docs += size * len(chunk)
+                        continue
+                    per_round = scaled(counts[name][size]) // ROUNDS
+                    latencies[name] += measure.timed_batches(acked[name], pool, rnd * per_round, per_round,
+                                                             prepare.get(name))
+            for name, values in latencies.items():
+                messages = sum(len(pool[i % len(pool)].messages) for i in range(len(values)))
+                paths[name][size] = measure.summarize(values, size * len(values), messages)
+            paths["fire"][size] = measure.summarize([], fire_docs, fire_messages, seconds=fire_seconds)
+            log.info("batch size %4d: app %9.0f docs/s, raw %9.0f docs/s, ratio %.2f (%.0f s)", size,
+                     paths["app"][size]["docs_per_s"], paths["raw"][size]["docs_per_s"],
+                     paths["app"][size]["docs_per_s"] / paths["raw"][size]["docs_per_s"],
+                     time.perf_counter() - started)
+        results["paths"] = paths
+
+        log.info("parallel leases")
+        results["parallel"] = {}
+        for name in ("shipped", "linger0", "fixed"):
+            results["parallel"][name] = {}
+            for threads in PARALLEL_THREADS:
+                per_thread = max(2, scaled(PARALLEL_BATCHES) // threads)
+                with measure.patched_encode() if name == "fixed" else contextlib.nullcontext():
+                    figures = measure.parallel_leases(apps[name], threads, per_thread, whisks[PARALLEL_SIZE],
+                                                      subjects_100)
+                results["parallel"][name][threads] = figures
+                log.info("%s, %d thread(s): %.0f docs/s, p50 %.2f ms, p99 %.2f ms", name, threads,
+                         figures["docs_per_s"], figures["p50_ms"], figures["p99_ms"])
+
+        log.info("translation alone")
+        results["translation"] = translation_alone(
+            {ContainerKind.WHISKS: whisks[1000], ContainerKind.SUBJECTS: subjects_1000}, settings)
+
+        close_shared_producers()
+        for raw in raws.values():
+            raw.close()
+
+        log.info("cold start: import function_app in %d fresh interpreters, then a first invocation", COLD_STARTS)
+        results["cold_start"] = cold_start(envs["shipped"], whisks[1][1], whisks[100][:100])
+        results["cold_start"]["first_message_of_a_new_producer_ms"] = first_message_times(
+            Settings.from_env(envs["shipped"]).kafka.producer_config(), args.topic, whisks[1][2])
+        results["machine"]["load_average_after"] = os.getloadavg()
+    return results
+
+
+def profile(args, user_kafka: dict[str, str]) -> str:
+    """cProfile of path 1 at 100 documents, for each producer config variant; the text report."""
+    size, batches = 100, 300
+    out = io.StringIO()
+    with kafka_broker(args.topic, args.partitions, user_kafka) as broker:
+        settings = Settings.from_env(app_environment(broker["hosts"], args.topic, user_kafka, {}))
+        pool = workload.make_batches(ContainerKind.WHISKS, size, 50, 0, settings)
+        for name, extra, path in (("shipped", {}, measure.AppPath),
+                                  ("linger0", VARIANTS["linger0"], measure.AppPath),
+                                  ("fixed: linger0 + fast _encode", VARIANTS["linger0"], measure.PatchedAppPath)):
+            app = path(measure.load_function_app(app_environment(broker["hosts"], args.topic, user_kafka, extra)))
+            measure.timed_batches(app.run, pool, 0, WARMUP_BATCHES)
+            plain = measure.timed_batches(app.run, pool, 0, batches)
+            profiler = cProfile.Profile()
+            profiler.enable()
+            profiled = measure.timed_batches(app.run, pool, 0, batches)
+            profiler.disable()
+            print(f"== path 1, {batches} batches of {size} whisks documents, producer config {name} {extra or ''}",
+                  file=out)
+            print(f"   per batch: mean {statistics.mean(plain) * 1000:.2f} ms without the profiler, "
+                  f"{statistics.mean(profiled) * 1000:.2f} ms under it (calling thread only; "
+                  "delivery reports are served on the producer's poll thread)\n", file=out)
+            for key, top in (("tottime", 15), ("cumulative", 25)):
+                text = io.StringIO()
+                stats = pstats.Stats(profiler, stream=text)
+                stats.strip_dirs().sort_stats(key).print_stats(top)
+                body = text.getvalue()
+                body = body[body.index("   ncalls"):] if "   ncalls" in body else body
+                print(f"-- sorted by {key}, top {top}\n{body}", file=out)
+            close_shared_producers()
+    return out.getvalue()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the batches; writes nothing")
+    parser.add_argument("--profile", action="store_true", help="cProfile path 1 at 100 documents into bench/profile.txt")
+    parser.add_argument("--partitions", type=int, default=1, help="partitions of the bench topic (default 1)")
+    parser.add_argument("--topic", default=TOPIC, help=f"the bench topic (default {TOPIC})")
+    parser.add_argument("--no-write", action="store_true", help="print the figures only")
+    parser.add_argument("--dump", metavar="PATH", help="also write the results as JSON to PATH (with --quick too)")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: rewrite docs/BENCHMARKS.md and the chart from bench/results.json")
+    args = parser.parse_args()
+    args.command = " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
+    configure_logging()
+    # The user's KAFKA_* settings, read before the bench sets its own.
+    user_kafka = {k: v for k, v in os.environ.items() if k.startswith("KAFKA_")}
+    # An orderly stop (and broker teardown) on SIGTERM too.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    if args.render:
+        results = json.loads((BENCH / "results.json").read_text())
+        report.update_benchmarks_md(ROOT / "docs" / "BENCHMARKS.md", results)
+        report.chart(results, ROOT / "docs" / "benchmark-throughput.png")
+        log.info("rewrote docs/BENCHMARKS.md and docs/benchmark-throughput.png from bench/results.json")
+        return 0
+
+    if args.profile:
+        text = profile(args, user_kafka)
+        print(text)
+        if not args.no_write:
+            (BENCH / "profile.txt").write_text(text)
+            log.info("wrote bench/profile.txt")
+        return 0
+
+    began = time.perf_counter()
+    results = run(args, user_kafka)
+    results["run_seconds"] = round(time.perf_counter() - began, 1)
+    results = json.loads(json.dumps(results, default=str))  # the figures as results.json holds them
+    print(report.summary_text(results))
+    if args.dump:
+        Path(args.dump).write_text(json.dumps(results, indent=1) + "\n")
+    if args.quick or args.no_write:
+        log.info("figures not written (%s)", "--quick" if args.quick else "--no-write")
+        return 0
+    (BENCH / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    report.update_benchmarks_md(ROOT / "docs" / "BENCHMARKS.md", results)
+    report.chart(results, ROOT / "docs" / "benchmark-throughput.png")
+    log.info("wrote bench/results.json, docs/BENCHMARKS.md and docs/benchmark-throughput.png in %.0f s",
+             results["run_seconds"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
