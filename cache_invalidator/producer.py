@@ -29,6 +29,10 @@ _POLL_SECONDS = 0.2
 _QUEUE_FULL_BACKOFF_SECONDS = 0.005
 
 
+_SPECIFIC_CLIENT_ERRORS = (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL)
+_GENERIC_CLIENT_ERRORS = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
+
+
 class DeliveryError(RuntimeError):
     """Kafka did not acknowledge every invalidation of a batch in time; the batch must be handed again."""
 
@@ -130,8 +134,19 @@ class InvalidationProducer:
             self._producer.poll(_POLL_SECONDS)
 
     def _on_client_error(self, error: KafkaError) -> None:
+        now = time.monotonic()
+        previous = self._last_error
+        # librdkafka follows an authentication or TLS failure with a generic
+        # "all brokers down"; keep the error that says what to fix.
+        if (
+            previous is not None
+            and previous.code() in _SPECIFIC_CLIENT_ERRORS
+            and error.code() in _GENERIC_CLIENT_ERRORS
+            and now - self._last_error_at < self.settings.delivery_timeout_seconds
+        ):
+            return
         self._last_error = error
-        self._last_error_at = time.monotonic()
+        self._last_error_at = now
 
     def _describe_failure(self, receipts: _BatchReceipts, total: int, started: float) -> str:
         error = receipts.error
