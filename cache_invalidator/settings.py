@@ -216,6 +216,10 @@ class KafkaSettings:
             # the topic's messages; by default 30 s, which would hide a missing
             # topic behind a plain timeout.
             "topic.metadata.propagation.max.ms": int(self.delivery_timeout_seconds * 1000 / 2),
+            # Every invocation waits for its own acknowledgements, so lingering
+            # (librdkafka's default is 5 ms) only adds latency to each batch;
+            # messages produced while a request is in flight are batched anyway.
+            "linger.ms": 0,
         }
         config.update(
             (prop, value.reveal() if isinstance(value, Secret) else value) for prop, value, _ in self.extra_properties

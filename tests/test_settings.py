@@ -132,3 +132,11 @@ def test_invalid_container_name_is_named():
     assert error_for({**COSMOS, "COSMOSDB_WHISKS_CONTAINER": "a/b"}, TriggerSettings.from_env).setting == (
         "COSMOSDB_WHISKS_CONTAINER"
     )
+
+
+def test_linger_defaults_to_zero_because_each_batch_waits_for_its_acks():
+    assert Settings.from_env(KAFKA).kafka.producer_config()["linger.ms"] == 0
+
+
+def test_linger_can_be_overridden():
+    assert Settings.from_env({**KAFKA, "KAFKA_PRODUCER_LINGER_MS": "20"}).kafka.producer_config()["linger.ms"] == "20"
