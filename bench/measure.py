@@ -72,62 +72,6 @@ class FunctionOnlyPath(AppPath):
         self._functions[kind](documents)
 
 
-# --------------------------------------------------------------------------
-# The change measured by monkeypatching (bench only): translation's _encode
-# builds the message text itself instead of calling json.dumps with keyword
-# arguments, which makes a new JSONEncoder (and C encoder) per message. The
-# text is byte for byte what json.dumps(separators=(",", ":"),
-# ensure_ascii=False) makes: json.encoder.encode_basestring is the very
-# function json.dumps uses for strings when ensure_ascii is False.
-# --------------------------------------------------------------------------
-
-from json.encoder import encode_basestring as _quote  # noqa: E402
-
-from cache_invalidator import translation as _translation  # noqa: E402
-
-SHIPPED_ENCODE = _translation._encode
-
-
-def fast_encode(message: dict) -> bytes:
-    key = message["key"]
-    text = '{"instanceId":' + _quote(message["instanceId"]) + ',"key":{"mainId":' + _quote(key["mainId"])
-    if "secondaryId" in key:
-        text += ',"secondaryId":' + _quote(key["secondaryId"])
-    return (text + "}}").encode("utf-8")
-
-
-class patched_encode:
-    """Context manager: translation uses fast_encode inside."""
-
-    def __enter__(self):
-        _translation._encode = fast_encode
-
-    def __exit__(self, *exc):
-        _translation._encode = SHIPPED_ENCODE
-
-
-class PatchedAppPath(AppPath):
-    """Path 1 with fast_encode: patched around each call, unless already patched (parallel leases)."""
-
-    def run(self, batch: Batch) -> None:
-        if _translation._encode is fast_encode:
-            return super().run(batch)
-        _translation._encode = fast_encode
-        try:
-            super().run(batch)
-        finally:
-            _translation._encode = SHIPPED_ENCODE
-
-
-class PatchedFunctionOnlyPath(FunctionOnlyPath):
-    def run(self, prepared) -> None:
-        _translation._encode = fast_encode
-        try:
-            super().run(prepared)
-        finally:
-            _translation._encode = SHIPPED_ENCODE
-
-
 class _Receipts:
     __slots__ = ("reported", "failed", "error")
 
@@ -210,8 +154,72 @@ class RawClient:
         return seconds, expected
 
     def close(self) -> None:
-        self.producer.flush(self.timeout)
-        self.producer.close()
+        if self.producer is not None:
+            self.producer.flush(self.timeout)
+            self.producer.close()
+            self.producer = None
+
+
+class StageTimes:
+    """Per-batch wall time of path 1's stages: converter, translate, deliver, the rest of the function.
+
+    A context manager: wraps handler.translate and InvalidationProducer.deliver with timers (bench only)."""
+
+    def __init__(self, app: AppPath):
+        self.app = app
+        self.reset()
+
+    def reset(self) -> None:
+        self.stages: dict[str, list[float]] = {"converter": [], "translate": [], "deliver": [], "rest": [], "total": []}
+
+    def medians_ms(self) -> dict[str, float]:
+        import statistics
+
+        return {name: statistics.median(values) * 1000 for name, values in self.stages.items() if values}
+
+    def __enter__(self):
+        from cache_invalidator import handler, producer
+
+        self._handler, self._producer = handler, producer
+        self._translate, self._deliver = handler.translate, producer.InvalidationProducer.deliver
+        current = self._current = {}
+        clock = time.perf_counter
+
+        def translate(*args, **kwargs):
+            began = clock()
+            try:
+                return self._translate(*args, **kwargs)
+            finally:
+                current["translate"] = clock() - began
+
+        def deliver(producer_self, invalidations):
+            began = clock()
+            try:
+                return self._deliver(producer_self, invalidations)
+            finally:
+                current["deliver"] = clock() - began
+
+        handler.translate = translate
+        producer.InvalidationProducer.deliver = deliver
+        return self
+
+    def __exit__(self, *exc):
+        self._handler.translate = self._translate
+        self._producer.InvalidationProducer.deliver = self._deliver
+
+    def run(self, batch: Batch) -> None:
+        clock = time.perf_counter
+        began = clock()
+        documents = host_batch(batch.json)
+        decoded = clock()
+        self.app._functions[batch.kind](documents)
+        ended = clock()
+        c = self._current
+        self.stages["converter"].append(decoded - began)
+        self.stages["translate"].append(c["translate"])
+        self.stages["deliver"].append(c["deliver"])
+        self.stages["rest"].append(ended - decoded - c["translate"] - c["deliver"])
+        self.stages["total"].append(ended - began)
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -292,4 +300,5 @@ def parallel_leases(app: AppPath, threads: int, batches_per_thread: int,
     flat = [x for per in latencies for x in per]
     figures = summarize(flat, sum(c[0] for c in counts), sum(c[1] for c in counts), seconds=wall)
     figures["threads"] = threads
+    figures["latencies"] = flat
     return figures

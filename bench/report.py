@@ -15,17 +15,15 @@ LABELS = {
     "fire": "4. fire-and-forget, one flush() at the end",
     "raw_poll": "2b. raw, waits with poll() (no flush)",
     "app_linger0": "1. app, KAFKA_PRODUCER_LINGER_MS=0",
-    "app_fixed": "1. app, linger.ms=0 + fast _encode",
-    "app_fixed_fn": "1c. function alone (pre-decoded), linger.ms=0 + fast _encode",
+    "app_fn_linger0": "1c. function alone (pre-decoded), linger.ms=0",
     "raw_linger0": "2. raw flush() per batch, linger.ms=0",
 }
 PARALLEL_LABELS = {
     "shipped": "as shipped",
     "linger0": "KAFKA_PRODUCER_LINGER_MS=0",
-    "fixed": "linger.ms=0 + fast _encode",
 }
 MAIN = ("app", "raw", "naive", "fire")
-FIX = ("app_linger0", "app_fixed", "app_fixed_fn", "raw_linger0", "raw_poll")
+FIX = ("app_linger0", "app_fn_linger0", "raw_linger0", "raw_poll")
 
 
 def _sizes(results) -> list[str]:
@@ -116,17 +114,30 @@ def markdown(results) -> str:
         "",
         "Path 4 has no per-batch latency: nothing waits for a batch's acknowledgements.",
         "",
-        "### The measured fix, same run: `linger.ms` 0, and a cheaper `_encode` (monkeypatched)",
+        "### The measured fix, same run: `linger.ms` 0 (`KAFKA_PRODUCER_LINGER_MS=0`)",
         "",
         *_throughput_table(results, ("app", "raw", *FIX), [
             ("before: ratio 1 / 2, as shipped", "app", "raw"),
-            ("ratio 1 (linger.ms=0) / 2 (as shipped)", "app_linger0", "raw"),
-            ("after: ratio 1 (both fixes) / 2 (as shipped)", "app_fixed", "raw"),
-            ("after: ratio 1 (both fixes) / 2 (linger.ms=0)", "app_fixed", "raw_linger0"),
-            ("ratio 1c (both fixes) / 2 (linger.ms=0)", "app_fixed_fn", "raw_linger0"),
+            ("after: ratio 1 (linger.ms=0) / 2 (as shipped)", "app_linger0", "raw"),
+            ("ratio 1 / 2, both linger.ms=0", "app_linger0", "raw_linger0"),
+            ("ratio 1c / 2, both linger.ms=0", "app_fn_linger0", "raw_linger0"),
         ]),
         "",
         *_latency_table(results, ("app", *FIX)),
+        "",
+        "### Where path 1's time goes: median ms per batch, by stage",
+        "",
+        "Measured on the same batches as the tables above (handler.translate and InvalidationProducer.deliver "
+        "wrapped with timers); path 2 is the raw client's median with the same producer config.",
+        "",
+        _row(["producer config", "batch", "converter", "translate", "deliver", "rest of the function", "total",
+              "path 2"]),
+        _row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+        *[_row([PARALLEL_LABELS[variant], size,
+                *[_ms(m[k]) for k in ("converter", "translate", "deliver", "rest", "total")],
+                _ms(results["paths"]["raw" if variant == "shipped" else "raw_linger0"][size]["p50_ms"])])
+          for variant, name in (("shipped", "app"), ("linger0", "app_linger0"))
+          for size, m in results["stages"][name].items()],
         "",
         "### Parallel leases: threads invoking at once, batches of 100, whisks and subjects alternating",
         "",
@@ -142,14 +153,12 @@ def markdown(results) -> str:
         "### Translation alone, µs per document (median of batches of 1000)",
         "",
         _row(["container", "messages per document", "azure-functions converter (json.loads + Document)",
-              "translate() on the converter's Documents", "translate() on plain dicts",
-              "translate() with fast _encode"]),
-        _row(["---", "---:", "---:", "---:", "---:", "---:"]),
+              "translate() on the converter's Documents", "translate() on plain dicts"]),
+        _row(["---", "---:", "---:", "---:", "---:"]),
     ]
     for kind, f in t.items():
         lines.append(_row([kind, f"{f['messages_per_document']:.2f}", f"{f['converter_decode_us_per_doc']:.1f}",
-                           f"{f['translate_us_per_doc']:.1f}", f"{f['translate_plain_dicts_us_per_doc']:.1f}",
-                           f"{f['translate_fast_encode_us_per_doc']:.1f}"]))
+                           f"{f['translate_us_per_doc']:.1f}", f"{f['translate_plain_dicts_us_per_doc']:.1f}"]))
     lines += [
         "",
         "### Cold start",
@@ -204,9 +213,8 @@ def summary_text(results) -> str:
     for name in (*MAIN, *FIX):
         out.append(f"{LABELS[name]:<{width}}" + "".join(f"{_rate(results['paths'][name][s]['docs_per_s']):>14}" for s in sizes))
     for label, a, b in (("ratio 1 / 2", "app", "raw"), ("ratio 1 (linger0) / 2", "app_linger0", "raw"),
-                        ("ratio 1 (fixed) / 2", "app_fixed", "raw"),
-                        ("ratio 1 (fixed) / 2 (linger0)", "app_fixed", "raw_linger0"),
-                        ("ratio 1c (fixed) / 2 (linger0)", "app_fixed_fn", "raw_linger0")):
+                        ("ratio 1 (linger0) / 2 (linger0)", "app_linger0", "raw_linger0"),
+                        ("ratio 1c (linger0) / 2 (linger0)", "app_fn_linger0", "raw_linger0")):
         out.append(f"{label:<{width}}" + "".join(f"{ratio(results, a, b, s):>14.2f}" for s in sizes))
     out.append("")
     out.append(f"{'p50 / p99 ms per batch':<{width}}" + "".join(f"{'batch ' + s:>14}" for s in sizes))
@@ -222,8 +230,7 @@ def summary_text(results) -> str:
     for kind, f in results["translation"].items():
         out.append(f"translation {kind}: converter {f['converter_decode_us_per_doc']:.1f} µs/doc, "
                    f"translate {f['translate_us_per_doc']:.1f} µs/doc "
-                   f"(plain dicts {f['translate_plain_dicts_us_per_doc']:.1f}, "
-                   f"fast _encode {f['translate_fast_encode_us_per_doc']:.1f})")
+                   f"(plain dicts {f['translate_plain_dicts_us_per_doc']:.1f})")
     c = results["cold_start"]
     out.append(f"cold start: import {c['import_s_median'] * 1000:.0f} ms median of {c['import_runs']}, "
                f"first invocation {c['first_invocation_s'] * 1000:.0f} ms, RSS after it "
@@ -245,12 +252,12 @@ def chart(results, path: Path) -> None:
         "raw": dict(color="tab:green", marker="s", linewidth=2),
         "naive": dict(color="tab:red", marker="v", linewidth=2),
         "fire": dict(color="tab:gray", marker="^", linewidth=2),
-        "app_fixed": dict(color="tab:purple", marker="o", linewidth=1.5, linestyle="--", markerfacecolor="white"),
+        "app_linger0": dict(color="tab:purple", marker="o", linewidth=1.5, linestyle="--", markerfacecolor="white"),
     }
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
     for name, style in styles.items():
         y = [results["paths"][name][s]["docs_per_s"] for s in sizes]
-        ax.plot(x, y, label=LABELS[name] + (" (proposed, measured)" if name == "app_fixed" else ""), **style)
+        ax.plot(x, y, label=LABELS[name] + (" (proposed, measured)" if name == "app_linger0" else ""), **style)
     for s, xi in zip(sizes, x):
         r = ratio(results, "app", "raw", s)
         ax.annotate(f"1 / 2 = {r:.2f}", (xi, results["paths"]["app"][s]["docs_per_s"]),

@@ -2,9 +2,9 @@
 """Benchmark the path from change batch to acknowledged invalidation.
 
     .venv/bin/python -m pip install -r bench/requirements.txt   # once
-    .venv/bin/python bench/run.py            # the full run, 4 to 7 minutes on 2 cores
+    .venv/bin/python bench/run.py            # the full run, 3 to 7 minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run with a tenth of the batches; writes nothing
-    .venv/bin/python bench/run.py --profile  # cProfile of path 1 at 100 documents, into bench/profile.txt
+    .venv/bin/python bench/run.py --profile  # path 1 by stage, and cProfile at 100 documents: bench/profile.txt
 
 It starts its own single-node Kafka broker with scripts/kafka (state in a
 temporary directory, removed at the end), unless KAFKA_HOSTS is set: then that
@@ -20,7 +20,9 @@ ratios hold on a noisy machine:
   2b. the same, waiting for the batch's reports with poll() instead of flush();
   3.  naive: flush() after every message;
   4.  fire-and-forget: everything produced, one flush() at the end;
-and, as the measured fix, paths 1 and 2 again with KAFKA_PRODUCER_LINGER_MS=0.
+and, as the measured fix, paths 1 and 2 again with KAFKA_PRODUCER_LINGER_MS=0,
+and path 1c: path 1 with that config without the converter (the batch decoded
+beforehand, outside the timing): our code and Kafka only.
 Also: parallel leases (1, 2, 8 threads), translation alone, cold start
 (import time, first invocation, RSS) in fresh interpreters.
 
@@ -78,7 +80,8 @@ WARMUP_BATCHES = 30
 PARALLEL_THREADS = (1, 2, 8)
 PARALLEL_BATCHES = 800  # of 100 documents, split among the threads
 PARALLEL_SIZE = 100
-TRANSLATION_REPEATS = 40
+PARALLEL_ROUNDS = 4
+TRANSLATION_REPEATS = 80
 COLD_STARTS = 7
 TOPIC = "bench-cache-invalidation"
 
@@ -315,56 +318,56 @@ def app_environment(hosts: str, topic: str, user_kafka: dict[str, str], extra: d
     return env
 
 
-def verify_fast_encode() -> None:
-    """The monkeypatched _encode makes exactly the shipped messages, for every test vector."""
-    for case in json.loads(workload.CASES.read_text()):
-        env = case["settings"]
-        kwargs = dict(instance_id=env.get("INVALIDATION_INSTANCE_ID", "cache-invalidator"),
-                      cluster_id=env.get("CLUSTER_ID"),
-                      invalidate_auth_keys=env.get("INVALIDATE_AUTH_KEYS", "").lower() == "true")
-        kind = ContainerKind(case["container"])
-        shipped = translate(case["documents"], kind, **kwargs)
-        with measure.patched_encode():
-            fast = translate(case["documents"], kind, **kwargs)
-        if shipped != fast:
-            raise RuntimeError(f"fast_encode differs from the shipped _encode on {case['name']!r}")
-
-
 def translation_alone(pools: dict[ContainerKind, list[workload.Batch]], settings: Settings) -> dict:
+    """µs per document of the converter and of translate(), the kinds and variants alternating."""
+    options = dict(instance_id=settings.instance_id, cluster_id=settings.cluster_id,
+                   invalidate_auth_keys=settings.invalidate_auth_keys)  # as the handler passes them
+    samples = {kind: {"decode": [], "documents": [], "dicts": []} for kind in pools}
+    clock = time.perf_counter
+    for repeat in range(TRANSLATION_REPEATS):
+        for kind, pool in pools.items():
+            batch = pool[repeat % len(pool)]
+            into = samples[kind]
+            began = clock()
+            documents = measure.host_batch(batch.json)
+            into["decode"].append(clock() - began)
+            began = clock()
+            translate(documents, kind, **options)
+            into["documents"].append(clock() - began)
+            plain = json.loads(batch.json)
+            began = clock()
+            translate(plain, kind, **options)
+            into["dicts"].append(clock() - began)
     figures = {}
     for kind, pool in pools.items():
-        decode, on_documents, on_dicts, fast = [], [], [], []
-        for repeat in range(TRANSLATION_REPEATS):
-            batch = pool[repeat % len(pool)]
-            began = time.perf_counter()
-            documents = measure.host_batch(batch.json)
-            decoded = time.perf_counter()
-            translate(documents, kind, instance_id=settings.instance_id, cluster_id=settings.cluster_id,
-                      invalidate_auth_keys=settings.invalidate_auth_keys)
-            translated = time.perf_counter()
-            plain = json.loads(batch.json)
-            began_plain = time.perf_counter()
-            translate(plain, kind, instance_id=settings.instance_id, cluster_id=settings.cluster_id,
-                      invalidate_auth_keys=settings.invalidate_auth_keys)
-            ended = time.perf_counter()
-            with measure.patched_encode():
-                began_fast = time.perf_counter()
-                translate(documents, kind, instance_id=settings.instance_id, cluster_id=settings.cluster_id,
-                          invalidate_auth_keys=settings.invalidate_auth_keys)
-                ended_fast = time.perf_counter()
-            decode.append((decoded - began) / batch.documents)
-            on_documents.append((translated - decoded) / batch.documents)
-            on_dicts.append((ended - began_plain) / batch.documents)
-            fast.append((ended_fast - began_fast) / batch.documents)
+        per_doc = {name: statistics.median(values) / pool[0].documents * 1e6 for name, values in samples[kind].items()}
         figures[kind.value] = {
             "batch_size": pool[0].documents,
             "messages_per_document": len(pool[0].messages) / pool[0].documents,
-            "converter_decode_us_per_doc": statistics.median(decode) * 1e6,
-            "translate_us_per_doc": statistics.median(on_documents) * 1e6,
-            "translate_plain_dicts_us_per_doc": statistics.median(on_dicts) * 1e6,
-            "translate_fast_encode_us_per_doc": statistics.median(fast) * 1e6,
+            "converter_decode_us_per_doc": per_doc["decode"],
+            "translate_us_per_doc": per_doc["documents"],
+            "translate_plain_dicts_us_per_doc": per_doc["dicts"],
         }
     return figures
+
+
+def parallel(apps: dict, whisks: list, subjects: list, batches: int) -> dict:
+    """Parallel leases for each code variant and thread count, interleaved in rounds."""
+    cells = [(name, threads) for name in VARIANTS for threads in PARALLEL_THREADS]
+    runs: dict = {cell: [] for cell in cells}
+    for rnd in range(PARALLEL_ROUNDS):
+        shift = rnd % len(cells)
+        for name, threads in cells[shift:] + cells[:shift]:
+            per_thread = max(1, batches // PARALLEL_ROUNDS // threads)
+            runs[(name, threads)].append(measure.parallel_leases(apps[name], threads, per_thread, whisks, subjects))
+    results: dict = {}
+    for (name, threads), parts in runs.items():
+        latencies = [x for part in parts for x in part.pop("latencies")]
+        figures = measure.summarize(latencies, sum(p["documents"] for p in parts), sum(p["messages"] for p in parts),
+                                    seconds=sum(p["seconds"] for p in parts))
+        figures["threads"] = threads
+        results.setdefault(name, {})[threads] = figures
+    return results
 
 
 def run(args, user_kafka: dict[str, str]) -> dict:
@@ -393,7 +396,6 @@ def run(args, user_kafka: dict[str, str]) -> dict:
         subjects_100 = workload.make_batches(ContainerKind.SUBJECTS, PARALLEL_SIZE, 100, 0, settings)
         subjects_1000 = workload.make_batches(ContainerKind.SUBJECTS, 1000, 5, 10_000, settings)
 
-        verify_fast_encode()
         apps, raws, modules = {}, {}, {}
         results["first_invocation_in_bench_ms"] = {}
         for name, env in envs.items():
@@ -404,26 +406,29 @@ def run(args, user_kafka: dict[str, str]) -> dict:
             results["first_invocation_in_bench_ms"][name] = (time.perf_counter() - began) * 1000
             raws[name] = measure.RawClient(Settings.from_env(env).kafka.producer_config(), args.topic)
             raws[name].acked_flush(whisks[1][0])
-        # The proposed code: linger.ms 0 and the cheaper _encode (monkeypatched per call).
-        apps["fixed"] = measure.PatchedAppPath(modules["linger0"])
-        function_only = measure.PatchedFunctionOnlyPath(modules["linger0"])
+        # Path 1 without the converter, with the proposed config: our code and Kafka only.
+        function_only = measure.FunctionOnlyPath(modules["linger0"])
 
+        # Path 1 runs through StageTimes: the converter, translate and deliver timed apart (a few µs a batch).
+        staged = {"app": measure.StageTimes(apps["shipped"]), "app_linger0": measure.StageTimes(apps["linger0"])}
         acked = {
-            "app": apps["shipped"].run,
+            "app": staged["app"].run,
             "raw": raws["shipped"].acked_flush,
             "raw_poll": raws["shipped"].acked_poll,
             "naive": raws["shipped"].naive,
-            "app_linger0": apps["linger0"].run,
-            "app_fixed": apps["fixed"].run,
-            "app_fixed_fn": function_only.run,
+            "app_linger0": staged["app_linger0"].run,
+            "app_fn_linger0": function_only.run,
             "raw_linger0": raws["linger0"].acked_flush,
         }
-        prepare = {"app_fixed_fn": function_only.prepare}
+        prepare = {"app_fn_linger0": function_only.prepare}
         counts = {name: ACKED_BATCHES for name in acked}
         counts.update(raw_poll=POLL_BATCHES, naive=NAIVE_BATCHES)
         log.info("warming up every path")
         for name, run_batch in acked.items():
-            measure.timed_batches(run_batch, whisks[10], 0, WARMUP_BATCHES, prepare.get(name))
+            with staged.get(name, contextlib.nullcontext()):
+                measure.timed_batches(run_batch, whisks[10], 0, WARMUP_BATCHES, prepare.get(name))
+        for stages in staged.values():
+            stages.reset()
         raws["shipped"].fire_and_forget(whisks[10][:WARMUP_BATCHES])
         # The bench's own objects (batches, modules) out of the collector's way, as a worker would not hold them.
         gc.collect()
@@ -448,8 +453,12 @@ def run(args, user_kafka: dict[str, str]) -> dict:
                         fire_docs += size * len(chunk)
                         continue
                     per_round = scaled(counts[name][size]) // ROUNDS
-                    latencies[name] += measure.timed_batches(acked[name], pool, rnd * per_round, per_round,
-                                                             prepare.get(name))
+                    with staged.get(name, contextlib.nullcontext()):
+                        latencies[name] += measure.timed_batches(acked[name], pool, rnd * per_round, per_round,
+                                                                 prepare.get(name))
+            for name, stages in staged.items():
+                results.setdefault("stages", {}).setdefault(name, {})[size] = stages.medians_ms()
+                stages.reset()
             for name, values in latencies.items():
                 messages = sum(len(pool[i % len(pool)].messages) for i in range(len(values)))
                 paths[name][size] = measure.summarize(values, size * len(values), messages)
@@ -461,15 +470,9 @@ def run(args, user_kafka: dict[str, str]) -> dict:
         results["paths"] = paths
 
         log.info("parallel leases")
-        results["parallel"] = {}
-        for name in ("shipped", "linger0", "fixed"):
-            results["parallel"][name] = {}
-            for threads in PARALLEL_THREADS:
-                per_thread = max(2, scaled(PARALLEL_BATCHES) // threads)
-                with measure.patched_encode() if name == "fixed" else contextlib.nullcontext():
-                    figures = measure.parallel_leases(apps[name], threads, per_thread, whisks[PARALLEL_SIZE],
-                                                      subjects_100)
-                results["parallel"][name][threads] = figures
+        results["parallel"] = parallel(apps, whisks[PARALLEL_SIZE], subjects_100, scaled(PARALLEL_BATCHES))
+        for name, by_threads in results["parallel"].items():
+            for threads, figures in by_threads.items():
                 log.info("%s, %d thread(s): %.0f docs/s, p50 %.2f ms, p99 %.2f ms", name, threads,
                          figures["docs_per_s"], figures["p50_ms"], figures["p99_ms"])
 
@@ -489,17 +492,48 @@ def run(args, user_kafka: dict[str, str]) -> dict:
     return results
 
 
+def breakdown(apps: dict, raws: dict, pools: dict, out) -> None:
+    """Median wall time per batch of path 1's stages, beside path 2 with the same producer config."""
+    rows = []
+    for size, pool in pools.items():
+        for name, app in apps.items():
+            with measure.StageTimes(app) as staged:
+                measure.timed_batches(staged.run, pool, 0, max(20, 20_000 // size))
+            raw = measure.timed_batches(raws[name].acked_flush, pool, 0, max(20, 20_000 // size))
+            medians = {k: statistics.median(v) * 1000 for k, v in staged.stages.items()}
+            rows.append((size, name, medians, statistics.median(raw) * 1000))
+    print("== path 1 by stage: median ms per batch (without the profiler); path 2 = raw flush() per batch, "
+          "same producer config\n", file=out)
+    print(f"{'docs':>5}  {'code and config':<32}{'converter':>10}{'translate':>10}{'deliver':>9}{'rest':>7}"
+          f"{'total':>8}{'path 2':>8}", file=out)
+    for size, name, m, raw in rows:
+        print(f"{size:>5}  {name:<32}{m['converter']:>10.2f}{m['translate']:>10.2f}{m['deliver']:>9.2f}"
+              f"{m['rest']:>7.2f}{m['total']:>8.2f}{raw:>8.2f}", file=out)
+    print("\n(rest: settings, logging and the function's own frames; total is the median of the sums, "
+          "not the sum of the medians)\n\n", file=out)
+
+
 def profile(args, user_kafka: dict[str, str]) -> str:
-    """cProfile of path 1 at 100 documents, for each producer config variant; the text report."""
+    """Path 1 by stage at 100 and 1000 documents, then cProfile of path 1 at 100; the text report."""
     size, batches = 100, 300
     out = io.StringIO()
     with kafka_broker(args.topic, args.partitions, user_kafka) as broker:
         settings = Settings.from_env(app_environment(broker["hosts"], args.topic, user_kafka, {}))
         pool = workload.make_batches(ContainerKind.WHISKS, size, 50, 0, settings)
-        for name, extra, path in (("shipped", {}, measure.AppPath),
-                                  ("linger0", VARIANTS["linger0"], measure.AppPath),
-                                  ("fixed: linger0 + fast _encode", VARIANTS["linger0"], measure.PatchedAppPath)):
-            app = path(measure.load_function_app(app_environment(broker["hosts"], args.topic, user_kafka, extra)))
+        pools = {100: pool, 1000: workload.make_batches(ContainerKind.WHISKS, 1000, 10, 10_000, settings)}
+        staged_apps, raws = {}, {}
+        for name, extra in VARIANTS.items():
+            env = app_environment(broker["hosts"], args.topic, user_kafka, extra)
+            staged_apps[name] = measure.AppPath(measure.load_function_app(env))
+            raws[name] = measure.RawClient(Settings.from_env(env).kafka.producer_config(), args.topic)
+        for app in staged_apps.values():
+            measure.timed_batches(app.run, pool, 0, WARMUP_BATCHES)
+        breakdown(staged_apps, raws, pools, out)
+        close_shared_producers()
+        for raw in raws.values():
+            raw.close()
+        for name, extra in VARIANTS.items():
+            app = measure.AppPath(measure.load_function_app(app_environment(broker["hosts"], args.topic, user_kafka, extra)))
             measure.timed_batches(app.run, pool, 0, WARMUP_BATCHES)
             plain = measure.timed_batches(app.run, pool, 0, batches)
             profiler = cProfile.Profile()
