@@ -55,6 +55,7 @@ class AppPath:
     """Path 1: host JSON -> azure-functions converter -> the app's function -> acknowledged by Kafka."""
 
     def __init__(self, module):
+        self.module = module
         self._functions = {kind: module.bench_functions[name] for kind, name in FUNCTION_OF.items()}
 
     def run(self, batch: Batch) -> None:

@@ -17,12 +17,13 @@ ratios hold on a noisy machine:
       converter, the function, acknowledged by Kafka;
   2.  the raw ceiling: confluent-kafka producing the same prebuilt messages with
       the same producer config, flush() per batch;
-  2b. the same, waiting for the batch's reports with poll() instead of flush();
   3.  naive: flush() after every message;
   4.  fire-and-forget: everything produced, one flush() at the end;
-and, as the measured fix, paths 1 and 2 again with KAFKA_PRODUCER_LINGER_MS=0,
-and path 1c: path 1 with that config without the converter (the batch decoded
-beforehand, outside the timing): our code and Kafka only.
+  2b. path 2 waiting for the batch's reports with poll() instead of flush();
+1c. path 1 without the converter (the batch decoded beforehand, outside the
+      timing): our code and Kafka only;
+and paths 1, 2 and 2b again with librdkafka's default linger.ms of 5 ms
+(KAFKA_PRODUCER_LINGER_MS=5), the default before commit 3de4574 made it 0.
 Also: parallel leases (1, 2, 8 threads), translation alone, cold start
 (import time, first invocation, RSS) in fresh interpreters.
 
@@ -85,8 +86,8 @@ TRANSLATION_REPEATS = 80
 COLD_STARTS = 7
 TOPIC = "bench-cache-invalidation"
 
-# The producer config as shipped, and the fix measured beside it.
-VARIANTS = {"shipped": {}, "linger0": {"KAFKA_PRODUCER_LINGER_MS": "0"}}
+# The producer config as shipped (linger.ms 0 since 3de4574), and librdkafka's default linger.ms beside it.
+VARIANTS = {"shipped": {}, "linger5": {"KAFKA_PRODUCER_LINGER_MS": "5"}}
 
 log = logging.getLogger("bench")
 
@@ -404,26 +405,28 @@ def run(args, user_kafka: dict[str, str]) -> dict:
             began = time.perf_counter()
             apps[name].run(whisks[1][0])  # creates the shared producer: connection, metadata, producer id
             results["first_invocation_in_bench_ms"][name] = (time.perf_counter() - began) * 1000
+            check_settings(modules[name], env)
             raws[name] = measure.RawClient(Settings.from_env(env).kafka.producer_config(), args.topic)
             raws[name].acked_flush(whisks[1][0])
-        # Path 1 without the converter, with the proposed config: our code and Kafka only.
-        function_only = measure.FunctionOnlyPath(modules["linger0"])
+        # Path 1 without the converter: our code and Kafka only.
+        function_only = measure.FunctionOnlyPath(modules["shipped"])
 
         # Path 1 runs through StageTimes: the converter, translate and deliver timed apart (a few µs a batch).
-        staged = {"app": measure.StageTimes(apps["shipped"]), "app_linger0": measure.StageTimes(apps["linger0"])}
+        staged = {"app": measure.StageTimes(apps["shipped"]), "app_linger5": measure.StageTimes(apps["linger5"])}
         acked = {
             "app": staged["app"].run,
             "raw": raws["shipped"].acked_flush,
-            "raw_poll": raws["shipped"].acked_poll,
             "naive": raws["shipped"].naive,
-            "app_linger0": staged["app_linger0"].run,
-            "app_fn_linger0": function_only.run,
-            "raw_linger0": raws["linger0"].acked_flush,
+            "app_fn": function_only.run,
+            "app_linger5": staged["app_linger5"].run,
+            "raw_linger5": raws["linger5"].acked_flush,
+            "raw_poll_linger5": raws["linger5"].acked_poll,
         }
-        prepare = {"app_fn_linger0": function_only.prepare}
+        prepare = {"app_fn": function_only.prepare}
         counts = {name: ACKED_BATCHES for name in acked}
-        counts.update(raw_poll=POLL_BATCHES, naive=NAIVE_BATCHES)
-        log.info("warming up every path")
+        counts.update(raw_poll_linger5=POLL_BATCHES, naive=NAIVE_BATCHES)
+        log.info("warming up the broker and every path")
+        warm_broker(raws["shipped"], whisks[100])
         for name, run_batch in acked.items():
             with staged.get(name, contextlib.nullcontext()):
                 measure.timed_batches(run_batch, whisks[10], 0, WARMUP_BATCHES, prepare.get(name))
@@ -492,16 +495,37 @@ def run(args, user_kafka: dict[str, str]) -> dict:
     return results
 
 
+def check_settings(module, env: dict[str, str]) -> None:
+    """The app parsed the settings it was meant to (they are read from os.environ at its first invocation)."""
+    if module.handler.settings != Settings.from_env(env):
+        raise RuntimeError("the app's settings are not the variant's: invoke it before changing os.environ")
+
+
+def warm_broker(raw: measure.RawClient, pool: list, seconds: float = 10.0) -> None:
+    """Traffic until the broker's JVM has compiled its hot paths: acks are slow in a new broker's first seconds."""
+    ends = time.monotonic() + seconds
+    index = 0
+    while time.monotonic() < ends:
+        raw.fire_and_forget(pool[index % len(pool):index % len(pool) + 10])
+        measure.timed_batches(raw.acked_flush, pool, index, 10)
+        index += 10
+
+
 def breakdown(apps: dict, raws: dict, pools: dict, out) -> None:
-    """Median wall time per batch of path 1's stages, beside path 2 with the same producer config."""
+    """Median wall time per batch of path 1's stages, beside path 2 with the same producer config,
+    the configs and paths taking turns in rounds."""
     rows = []
     for size, pool in pools.items():
-        for name, app in apps.items():
-            with measure.StageTimes(app) as staged:
-                measure.timed_batches(staged.run, pool, 0, max(20, 20_000 // size))
-            raw = measure.timed_batches(raws[name].acked_flush, pool, 0, max(20, 20_000 // size))
-            medians = {k: statistics.median(v) * 1000 for k, v in staged.stages.items()}
-            rows.append((size, name, medians, statistics.median(raw) * 1000))
+        staged = {name: measure.StageTimes(app) for name, app in apps.items()}
+        raw: dict[str, list[float]] = {name: [] for name in apps}
+        per_round = max(2, 20_000 // size // ROUNDS)
+        for rnd in range(ROUNDS):
+            for name in apps:
+                with staged[name]:
+                    measure.timed_batches(staged[name].run, pool, rnd * per_round, per_round)
+                raw[name] += measure.timed_batches(raws[name].acked_flush, pool, rnd * per_round, per_round)
+        for name in apps:
+            rows.append((size, name, staged[name].medians_ms(), statistics.median(raw[name]) * 1000))
     print("== path 1 by stage: median ms per batch (without the profiler); path 2 = raw flush() per batch, "
           "same producer config\n", file=out)
     print(f"{'docs':>5}  {'code and config':<32}{'converter':>10}{'translate':>10}{'deliver':>9}{'rest':>7}"
@@ -525,7 +549,11 @@ def profile(args, user_kafka: dict[str, str]) -> str:
         for name, extra in VARIANTS.items():
             env = app_environment(broker["hosts"], args.topic, user_kafka, extra)
             staged_apps[name] = measure.AppPath(measure.load_function_app(env))
+            # Settings are read at the first invocation, from os.environ as it is then: invoke now.
+            staged_apps[name].run(pool[0])
+            check_settings(staged_apps[name].module, env)
             raws[name] = measure.RawClient(Settings.from_env(env).kafka.producer_config(), args.topic)
+        warm_broker(raws["shipped"], pool)
         for app in staged_apps.values():
             measure.timed_batches(app.run, pool, 0, WARMUP_BATCHES)
         breakdown(staged_apps, raws, pools, out)
@@ -533,8 +561,10 @@ def profile(args, user_kafka: dict[str, str]) -> str:
         for raw in raws.values():
             raw.close()
         for name, extra in VARIANTS.items():
-            app = measure.AppPath(measure.load_function_app(app_environment(broker["hosts"], args.topic, user_kafka, extra)))
+            env = app_environment(broker["hosts"], args.topic, user_kafka, extra)
+            app = measure.AppPath(measure.load_function_app(env))
             measure.timed_batches(app.run, pool, 0, WARMUP_BATCHES)
+            check_settings(app.module, env)
             plain = measure.timed_batches(app.run, pool, 0, batches)
             profiler = cProfile.Profile()
             profiler.enable()
