@@ -12,7 +12,7 @@ import dataclasses
 import enum
 from collections import UserDict
 from collections.abc import Iterable, Mapping
-from json.encoder import encode_basestring as _json_string  # what json.dumps(ensure_ascii=False) uses for a str
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses for a str
 from typing import Any, Optional
 
 
@@ -117,6 +117,15 @@ def translate(
         skipped_namespaces=skipped_namespaces,
         newest_timestamp=newest,
     )
+
+
+def _json_string(text: str) -> str:
+    """A JSON string as spray-json prints it, but with U+FFFF escaped.
+
+    spray-json's parser takes a raw U+FFFF for the end of its input and fails
+    on the message, so that one character is written as the escape it reads.
+    """
+    return encode_basestring(text).replace("\uffff", "\\uffff")
 
 
 def _poison_reason(document: Any) -> Optional[str]:

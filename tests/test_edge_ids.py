@@ -1,6 +1,5 @@
 """Ids at the edges, and the biggest batches, through the function to the real broker."""
 
-import json
 import logging
 import resource
 import time
@@ -8,6 +7,7 @@ import tracemalloc
 
 import pytest
 
+from tests.contract import contract_json
 from tests.app_loading import functions_by_name, host_batch, invoke, load_function_app
 from tests.host_driver import make_reporter
 from tests.kafka_reading import read_topic
@@ -15,7 +15,7 @@ from tests.kafka_reading import read_topic
 
 def contract_value(main_id, secondary_id=None):
     key = {"mainId": main_id} if secondary_id is None else {"mainId": main_id, "secondaryId": secondary_id}
-    return json.dumps({"instanceId": "cache-invalidator", "key": key}, separators=(",", ":"), ensure_ascii=False)
+    return contract_json({"instanceId": "cache-invalidator", "key": key})
 
 
 def sent(bootstrap, topic):

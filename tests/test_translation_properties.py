@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from cache_invalidator.translation import ContainerKind, translate
 from tests.app_loading import host_batch
+from tests.contract import contract_json
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -117,7 +118,7 @@ def check_contract(batch, documents, kind, instance_id, cluster_id, auth_keys):
         if "secondaryId" in key:
             assert auth_keys and isinstance(key["secondaryId"], str), text
         # Compact separators, non-ASCII as UTF-8, keys in this order: re-encoding gives the same bytes.
-        assert json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8") == invalidation.value
+        assert contract_json(message).encode("utf-8") == invalidation.value
         assert invalidation.key == key["mainId"].encode("utf-8")
         assert invalidation.value not in seen, f"exact duplicate sent twice: {text}"
         seen.add(invalidation.value)
