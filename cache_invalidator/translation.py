@@ -13,7 +13,7 @@ import enum
 from collections import UserDict
 from collections.abc import Iterable, Mapping
 from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses for a str
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 
 class ContainerKind(enum.Enum):
@@ -23,8 +23,7 @@ class ContainerKind(enum.Enum):
     SUBJECTS = "subjects"
 
 
-@dataclasses.dataclass(frozen=True)
-class Invalidation:
+class Invalidation(NamedTuple):
     """One Kafka message: the cache key's mainId as message key, the contract JSON as value."""
 
     key: bytes
@@ -70,32 +69,39 @@ def translate(
     invalidate_auth_keys: bool = False,
 ) -> TranslatedBatch:
     """The invalidations for a change batch, in document order, each exact message once."""
-    values: dict[bytes, bytes] = {}  # value -> key; dicts keep the first place of each
+    # A batch can hold a thousand documents and every one passes here, so the
+    # common case (a dict with a plain string id) is written out inline; any
+    # other document takes _poison_reason's slower, exact path.
+    messages: dict[bytes, bytes] = {}  # value -> key; a dict keeps the first place of each
+    remember = messages.setdefault
     poison: list[SkippedDocument] = []
     skipped_namespaces: list[SkippedNamespace] = []
     own_cluster = 0
     newest: Optional[int] = None
     count = 0
+    subjects = kind is ContainerKind.SUBJECTS
 
     message_start = '{"instanceId":' + _json_string(instance_id) + ',"key":{"mainId":'
 
     def add(main_id: str, secondary_id: Optional[str] = None) -> None:
-        # Compact, keys in the contract's order, non-ASCII as UTF-8: as spray-json prints it.
         text = message_start + _json_string(main_id)
         if secondary_id is not None:
             text += ',"secondaryId":' + _json_string(secondary_id)
-        value = (text + "}}").encode("utf-8")
-        if value not in values:
-            values[value] = main_id.encode("utf-8")
+        remember((text + "}}").encode("utf-8"), main_id.encode("utf-8"))
 
     for position, document in enumerate(documents):
         count += 1
-        if isinstance(document, UserDict):
-            # The host's Documents are UserDicts; their backing dict reads several times faster.
-            document = document.data
-        problem = _poison_reason(document)
-        if problem is not None:
-            poison.append(SkippedDocument(position, problem))
+        if type(document) is not dict:
+            document = _as_dict(document)
+        doc_id = document.get("id") if type(document) is dict else None
+        if not (isinstance(doc_id, str) and doc_id and "/" not in doc_id):
+            poison.append(SkippedDocument(position, _poison_reason(document)))
+            continue
+        main_id = doc_id.replace("|", "/")
+        try:
+            key = main_id.encode("utf-8")
+        except UnicodeEncodeError:
+            poison.append(SkippedDocument(position, "its id is not valid Unicode (a lone surrogate)"))
             continue
         timestamp = document.get("_ts")
         if type(timestamp) is int and (newest is None or timestamp > newest):
@@ -103,14 +109,13 @@ def translate(
         if cluster_id is not None and document.get("_clusterId") == cluster_id:
             own_cluster += 1
             continue
-
-        main_id = document["id"].replace("|", "/")
-        add(main_id)
-        if kind is ContainerKind.SUBJECTS:
+        # Compact, keys in the contract's order, non-ASCII as UTF-8: as spray-json prints it.
+        remember((message_start + _json_string(main_id) + "}}").encode("utf-8"), key)
+        if subjects:
             _subject_keys(document, main_id, position, add, skipped_namespaces, invalidate_auth_keys)
 
     return TranslatedBatch(
-        invalidations=[Invalidation(key, value) for value, key in values.items()],
+        invalidations=[Invalidation(key, value) for value, key in messages.items()],
         documents=count,
         own_cluster=own_cluster,
         poison=poison,
@@ -128,8 +133,18 @@ def _json_string(text: str) -> str:
     return encode_basestring(text).replace("\uffff", "\\uffff")
 
 
-def _poison_reason(document: Any) -> Optional[str]:
-    """Why a document can never yield a key, or None when it can."""
+def _as_dict(document: Any) -> Any:
+    """A mapping document as a dict; anything else as it is."""
+    if isinstance(document, UserDict):
+        # The converter's Documents are UserDicts; their backing dict reads several times faster.
+        return document.data
+    if isinstance(document, Mapping):
+        return dict(document)
+    return document
+
+
+def _poison_reason(document: Any) -> str:
+    """Why a document whose id is not a plain, non-empty string without '/' can never yield a key."""
     if document is None:
         return "the document is null"
     if not isinstance(document, Mapping):
@@ -141,11 +156,7 @@ def _poison_reason(document: Any) -> Optional[str]:
         return f"its id is a {_json_type(doc_id)}, not a string"
     if not doc_id:
         return "its id is empty"
-    if "/" in doc_id:
-        return "its id contains '/', which an escaped OpenWhisk id never does"
-    if not _encodable(doc_id):
-        return "its id is not valid Unicode (a lone surrogate)"
-    return None
+    return "its id contains '/', which an escaped OpenWhisk id never does"
 
 
 def _subject_keys(document, main_id, position, add, skipped, invalidate_auth_keys) -> None:
