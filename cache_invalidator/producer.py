@@ -2,13 +2,20 @@
 
 One confluent-kafka producer per process and configuration, shared by both
 functions. The Functions worker runs synchronous functions side by side in a
-thread pool; confluent-kafka's Producer is thread-safe, and each invocation
-waits for the delivery reports of its own messages only (a `flush()` would
-also wait for the other function's).
+thread pool; confluent-kafka's Producer is thread-safe.
+
+How a batch knows that Kafka acknowledged it: a delivery report per message
+would cost a Python call and a Message object each, as much as all the rest
+of a batch's work, so the producer reports only failures
+(delivery.report.only.error) and a batch waits until the producer's queue has
+drained (flush). That queue also holds the messages of batches produced beside
+it, so a batch may wait for those too; to keep every drain finite, a new batch
+joins the queue only while no drain is under way (_DrainGate).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -22,11 +29,11 @@ from .settings import InvalidSetting, KafkaSettings
 from .translation import Invalidation
 
 _client_log = logging.getLogger("cache_invalidator.kafka")
-# How long one poll of the background thread blocks; it returns at once when a
-# delivery report arrives, so this only bounds how fast close() is noticed.
+# How long one poll of the background thread blocks; it returns at once when an
+# event arrives, so this only bounds how fast close() is noticed.
 _POLL_SECONDS = 0.2
-# While the local queue is full, produce() is retried this often.
-_QUEUE_FULL_BACKOFF_SECONDS = 0.005
+# While the local queue is full, the producer serves its events this long before trying again.
+_QUEUE_FULL_POLL_SECONDS = 0.005
 
 
 _SPECIFIC_CLIENT_ERRORS = (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL)
@@ -37,34 +44,42 @@ class DeliveryError(RuntimeError):
     """Kafka did not acknowledge every invalidation of a batch in time; the batch must be handed again."""
 
 
-class _BatchReceipts:
-    """Counts the delivery reports of one batch's messages."""
+class _BatchFailures:
+    """The delivery reports of one batch's messages, which name failures only."""
 
-    def __init__(self, expected: int):
-        self._lock = threading.Lock()
-        self._pending = expected
-        self.failed = 0
-        self.error: Optional[KafkaError] = None
-        self.all_reported = threading.Event()
-        if expected == 0:
-            self.all_reported.set()
+    __slots__ = ("errors",)
 
-    def on_delivery(self, error: Optional[KafkaError], _message) -> None:
-        with self._lock:
-            self._pending -= 1
-            if error is not None:
-                self.failed += 1
-                self.error = error
-            if self._pending == 0:
-                self.all_reported.set()
+    def __init__(self):
+        self.errors: list[KafkaError] = []
 
-    def never_sent(self, count: int, error: KafkaError) -> None:
-        with self._lock:
-            self._pending -= count
-            self.failed += count
-            self.error = error
-            if self._pending == 0:
-                self.all_reported.set()
+    def __call__(self, error: Optional[KafkaError], _message) -> None:
+        # list.append is atomic: any thread serving the producer's events may report.
+        self.errors.append(error)
+
+
+class _DrainGate:
+    """Lets batches join the producer's queue only while no drain is under way, so that every drain ends."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._draining = 0
+
+    def admit(self, timeout: float) -> bool:
+        """Waits until no drain is under way; False if that took longer than the timeout."""
+        with self._changed:
+            return self._draining == 0 or self._changed.wait_for(lambda: self._draining == 0, timeout)
+
+    @contextlib.contextmanager
+    def draining(self):
+        with self._changed:
+            self._draining += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._draining -= 1
+                if self._draining == 0:
+                    self._changed.notify_all()
 
 
 class InvalidationProducer:
@@ -82,6 +97,7 @@ class InvalidationProducer:
             self._producer = confluent_kafka.Producer(config)
         except KafkaException as exc:
             raise self._invalid_property(exc) from None
+        self._gate = _DrainGate()
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._serve_delivery_reports, name="kafka-delivery-reports", daemon=True)
         self._poller.start()
@@ -94,19 +110,50 @@ class InvalidationProducer:
 
     def deliver(self, invalidations: Sequence[Invalidation]) -> None:
         """Returns once Kafka acknowledged every invalidation; raises DeliveryError otherwise, within the deadline."""
-        started = time.monotonic()
-        deadline = started + self.settings.delivery_timeout_seconds
-        topic = self.settings.topic
-        receipts = _BatchReceipts(len(invalidations))
-        for index, invalidation in enumerate(invalidations):
-            error = self._produce(topic, invalidation, receipts, deadline)
-            if error is not None:
-                receipts.never_sent(len(invalidations) - index, error)
-                break
-        receipts.all_reported.wait(max(0.0, deadline - time.monotonic()))
-        if receipts.all_reported.is_set() and receipts.failed == 0:
-            return
-        raise DeliveryError(self._describe_failure(receipts, len(invalidations), started))
+        deadline = time.monotonic() + self.settings.delivery_timeout_seconds
+        total = len(invalidations)
+        if not self._gate.admit(self.settings.delivery_timeout_seconds):
+            raise DeliveryError(self._describe_failure(
+                f"{total} invalidations could not be queued within {self.settings.delivery_timeout_seconds:g} s "
+                "while earlier batches were still being acknowledged", None))
+        failures = _BatchFailures()
+        produce, topic = self._producer.produce, self.settings.topic
+        queued = 0
+        error: Optional[KafkaError] = None
+        try:
+            for key, value in invalidations:
+                produce(topic, value, key, on_delivery=failures)
+                queued += 1
+        except (BufferError, KafkaException):
+            error = self._produce_rest(invalidations, queued, failures, deadline)
+        if error is not None:
+            raise DeliveryError(self._describe_failure(f"{total - queued} of {total} invalidations could not be queued", error))
+        with self._gate.draining():
+            unacknowledged = self._producer.flush(max(0.0, deadline - time.monotonic()))
+        if failures.errors:
+            raise DeliveryError(self._describe_failure(f"{len(failures.errors)} of {total} invalidations failed",
+                                                       failures.errors[-1]))
+        if unacknowledged:
+            raise DeliveryError(self._describe_failure(
+                f"{total} invalidations were not all acknowledged within {self.settings.delivery_timeout_seconds:g} s",
+                None))
+
+    def _produce_rest(self, invalidations: Sequence[Invalidation], queued: int, failures: _BatchFailures,
+                      deadline: float) -> Optional[KafkaError]:
+        """Queues the invalidations from `queued` on, waiting while the local queue is full; the error that stopped it, if any."""
+        for key, value in invalidations[queued:]:
+            while True:
+                try:
+                    self._producer.produce(self.settings.topic, value, key, on_delivery=failures)
+                    break
+                except BufferError:
+                    # The local queue is full of unacknowledged messages: serve its events to make room.
+                    if time.monotonic() >= deadline:
+                        return KafkaError(KafkaError._QUEUE_FULL, "the local producer queue stayed full until the deadline")
+                    self._producer.poll(_QUEUE_FULL_POLL_SECONDS)
+                except KafkaException as exc:
+                    return exc.args[0]
+        return None
 
     def close(self, timeout: float = 5.0) -> None:
         """Delivers what is queued within the timeout, drops the rest, and releases the client."""
@@ -115,19 +162,6 @@ class InvalidationProducer:
         self._poller.join()
         self._producer.purge()
         self._producer.close()
-
-    def _produce(self, topic: str, invalidation: Invalidation, receipts: _BatchReceipts, deadline: float) -> Optional[KafkaError]:
-        while True:
-            try:
-                self._producer.produce(topic, invalidation.value, invalidation.key, on_delivery=receipts.on_delivery)
-                return None
-            except BufferError:
-                # The local queue is full of unacknowledged messages: wait for room.
-                if time.monotonic() >= deadline:
-                    return KafkaError(KafkaError._QUEUE_FULL, "the local producer queue stayed full until the deadline")
-                time.sleep(_QUEUE_FULL_BACKOFF_SECONDS)
-            except KafkaException as exc:
-                return exc.args[0]
 
     def _serve_delivery_reports(self) -> None:
         while not self._closed.is_set():
@@ -148,17 +182,12 @@ class InvalidationProducer:
         self._last_error = error
         self._last_error_at = now
 
-    def _describe_failure(self, receipts: _BatchReceipts, total: int, started: float) -> str:
-        error = receipts.error
+    def _describe_failure(self, what: str, error: Optional[KafkaError]) -> str:
         client_error = ""
         if (error is None or error.code() == KafkaError._MSG_TIMED_OUT) and self._last_error is not None:
             # A timeout says little; the client's latest error says why.
             error = self._last_error
             client_error = f" (client error {time.monotonic() - self._last_error_at:.0f} s ago)"
-        if receipts.all_reported.is_set():
-            what = f"{receipts.failed} of {total} invalidations failed"
-        else:
-            what = f"{total} invalidations were not all acknowledged within {self.settings.delivery_timeout_seconds:g} s"
         reason = self._scrub(error.str()) if error is not None else "no acknowledgement"
         code = f"{error.name()}: " if error is not None else ""
         hint = setting_hint(error, self.settings)
