@@ -10,6 +10,8 @@ from cache_invalidator.translation import ContainerKind
 
 trigger = TriggerSettings.from_env(os.environ)
 handler = ChangeHandler(os.environ)
+# Kafka connects while the host loads the functions, so that the first batch does not wait for it.
+handler.connect_early()
 app = func.FunctionApp()
 
 # Unlimited retries: without a retry policy the host checkpoints a failed batch

@@ -8,7 +8,7 @@ import pytest
 
 from cache_invalidator.producer import DeliveryError, shared_producer
 from cache_invalidator.settings import InvalidSetting, MissingSetting
-from tests.app_loading import invoke, load_function_app
+from tests.app_loading import functions_by_name, invoke, load_function_app
 from tests.kafka_reading import new_topic_name, read_topic
 
 WHISKS = [{"id": f"guest|action{i}", "_ts": int(time.time())} for i in range(20)]
@@ -183,3 +183,19 @@ def test_unknown_producer_property_names_the_setting(monkeypatch, app_settings):
     module = load_function_app(monkeypatch, {**app_settings, "KAFKA_PRODUCER_NO_SUCH_THING": "1"})
     with pytest.raises(InvalidSetting, match="KAFKA_PRODUCER_NO_SUCH_THING"):
         invoke(module, "invalidate_whisks", WHISKS)
+
+
+def test_producer_starts_while_the_app_loads(function_app):
+    # connect_early() runs in the background; the first batch then finds the producer made.
+    waited = 0.0
+    while function_app.handler._producer is None and waited < 30:
+        time.sleep(0.05)
+        waited += 0.05
+    assert function_app.handler._producer is not None
+
+
+def test_batch_text_that_orjson_refuses_is_read_by_json_and_translated(function_app, kafka_broker, topic):
+    # A lone surrogate escape and NaN: orjson refuses the text, json reads it; the bad id is poison, not a blocked feed.
+    text = '[{"id": "guest|bad\\ud800"}, {"id": "guest|good", "limit": NaN}]'
+    functions_by_name(function_app)["invalidate_whisks"].get_user_function()(text)
+    assert keys(read_topic(kafka_broker.bootstrap, topic)) == ["guest/good"]
