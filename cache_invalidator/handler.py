@@ -155,20 +155,26 @@ def report_skipped(batch: TranslatedBatch, container: str) -> None:
         )
 
 
+# The batch line's fields, in the order of the values _report_batch logs.
+_BATCH_FIELDS = ("container", "outcome", "documents", "messages_sent", "skipped_own_cluster", "poison",
+                 "lag_seconds", "duration_ms", "topic")
+_BATCH_LINE = "Change batch " + " ".join(f"{name}=%s" for name in _BATCH_FIELDS)
+
+
 def _report_batch(batch: TranslatedBatch, container: str, outcome: str, topic: str, seconds: float) -> None:
     lag = None if batch.newest_timestamp is None else max(0.0, time.time() - batch.newest_timestamp)
-    fields = {
-        "container": container,
-        "outcome": outcome,
-        "documents": batch.documents,
-        "messages_sent": len(batch.invalidations) if outcome == "delivered" else 0,
-        "skipped_own_cluster": batch.own_cluster,
-        "poison": len(batch.poison),
-        "lag_seconds": None if lag is None else round(lag, 3),
-        "duration_ms": round(seconds * 1000, 1),
-        "topic": topic,
-    }
+    values = (
+        container,
+        outcome,
+        batch.documents,
+        len(batch.invalidations) if outcome == "delivered" else 0,
+        batch.own_cluster,
+        len(batch.poison),
+        None if lag is None else round(lag, 3),
+        round(seconds * 1000, 1),
+        topic,
+    )
     # The fields go both into the text, for the host's own log stream, and
     # into the record, where an OpenTelemetry exporter makes them custom dimensions.
-    text = " ".join(f"{name}={value}" for name, value in fields.items())
-    log.log(logging.INFO if outcome == "delivered" else logging.WARNING, "Change batch %s", text, extra=fields)
+    log.log(logging.INFO if outcome == "delivered" else logging.WARNING, _BATCH_LINE, *values,
+            extra=dict(zip(_BATCH_FIELDS, values)))

@@ -10,12 +10,12 @@ of a batch's work, so the producer reports only failures
 (delivery.report.only.error) and a batch waits until the producer's queue has
 drained (flush). That queue also holds the messages of batches produced beside
 it, so a batch may wait for those too; to keep every drain finite, a new batch
-joins the queue only while no drain is under way (_DrainGate).
+joins the queue only while no flush runs (_QueueDrain). Events (delivery
+reports, errors, librdkafka's log lines) are served by those flushes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -29,9 +29,6 @@ from .settings import InvalidSetting, KafkaSettings
 from .translation import Invalidation
 
 _client_log = logging.getLogger("cache_invalidator.kafka")
-# How long one poll of the background thread blocks; it returns at once when an
-# event arrives, so this only bounds how fast close() is noticed.
-_POLL_SECONDS = 0.2
 # While the local queue is full, the producer serves its events this long before trying again.
 _QUEUE_FULL_POLL_SECONDS = 0.005
 
@@ -57,29 +54,50 @@ class _BatchFailures:
         self.errors.append(error)
 
 
-class _DrainGate:
-    """Lets batches join the producer's queue only while no drain is under way, so that every drain ends."""
+class _QueueDrain:
+    """Drains the producer's queue for every batch that waits on it, one flush at a time.
 
-    def __init__(self):
+    One thread flushes while the others wait for its outcome: librdkafka hands
+    each event to one poller only, so two threads flushing at once would each
+    sleep through the other's events. New batches are held back while a flush
+    runs, so that the queue it waits on can only shrink and every flush ends.
+    """
+
+    def __init__(self, flush):
+        self._flush = flush
         self._changed = threading.Condition()
-        self._draining = 0
+        self._flushing = False
+        self._flushes = 0  # flushes ended so far
+        self._emptied = 0  # the number of the last flush that left the queue empty
 
     def admit(self, timeout: float) -> bool:
-        """Waits until no drain is under way; False if that took longer than the timeout."""
+        """Waits until no flush runs; False if that took longer than the timeout."""
         with self._changed:
-            return self._draining == 0 or self._changed.wait_for(lambda: self._draining == 0, timeout)
+            return not self._flushing or self._changed.wait_for(lambda: not self._flushing, timeout)
 
-    @contextlib.contextmanager
-    def draining(self):
+    def wait_empty(self, deadline: float) -> bool:
+        """True once the queue has been empty since the caller's messages joined it; False at the deadline."""
         with self._changed:
-            self._draining += 1
+            since = self._flushes
+            while self._flushing:
+                # The running flush covers messages queued before it ends, the caller's among them.
+                self._changed.wait(max(0.0, deadline - time.monotonic()))
+                if self._emptied > since:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+            self._flushing = True
+        left = None
         try:
-            yield
+            left = self._flush(max(0.0, deadline - time.monotonic()))
         finally:
             with self._changed:
-                self._draining -= 1
-                if self._draining == 0:
-                    self._changed.notify_all()
+                self._flushing = False
+                self._flushes += 1
+                if left == 0:
+                    self._emptied = self._flushes
+                self._changed.notify_all()
+        return left == 0
 
 
 class InvalidationProducer:
@@ -97,10 +115,7 @@ class InvalidationProducer:
             self._producer = confluent_kafka.Producer(config)
         except KafkaException as exc:
             raise self._invalid_property(exc) from None
-        self._gate = _DrainGate()
-        self._closed = threading.Event()
-        self._poller = threading.Thread(target=self._serve_delivery_reports, name="kafka-delivery-reports", daemon=True)
-        self._poller.start()
+        self._drain = _QueueDrain(self._producer.flush)
 
     @property
     def broken(self) -> bool:
@@ -112,7 +127,7 @@ class InvalidationProducer:
         """Returns once Kafka acknowledged every invalidation; raises DeliveryError otherwise, within the deadline."""
         deadline = time.monotonic() + self.settings.delivery_timeout_seconds
         total = len(invalidations)
-        if not self._gate.admit(self.settings.delivery_timeout_seconds):
+        if not self._drain.admit(self.settings.delivery_timeout_seconds):
             raise DeliveryError(self._describe_failure(
                 f"{total} invalidations could not be queued within {self.settings.delivery_timeout_seconds:g} s "
                 "while earlier batches were still being acknowledged", None))
@@ -128,12 +143,11 @@ class InvalidationProducer:
             error = self._produce_rest(invalidations, queued, failures, deadline)
         if error is not None:
             raise DeliveryError(self._describe_failure(f"{total - queued} of {total} invalidations could not be queued", error))
-        with self._gate.draining():
-            unacknowledged = self._producer.flush(max(0.0, deadline - time.monotonic()))
+        drained = self._drain.wait_empty(deadline)
         if failures.errors:
             raise DeliveryError(self._describe_failure(f"{len(failures.errors)} of {total} invalidations failed",
                                                        failures.errors[-1]))
-        if unacknowledged:
+        if not drained:
             raise DeliveryError(self._describe_failure(
                 f"{total} invalidations were not all acknowledged within {self.settings.delivery_timeout_seconds:g} s",
                 None))
@@ -158,14 +172,8 @@ class InvalidationProducer:
     def close(self, timeout: float = 5.0) -> None:
         """Delivers what is queued within the timeout, drops the rest, and releases the client."""
         self._producer.flush(timeout)
-        self._closed.set()
-        self._poller.join()
         self._producer.purge()
         self._producer.close()
-
-    def _serve_delivery_reports(self) -> None:
-        while not self._closed.is_set():
-            self._producer.poll(_POLL_SECONDS)
 
     def _on_client_error(self, error: KafkaError) -> None:
         now = time.monotonic()
