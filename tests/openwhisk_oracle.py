@@ -279,6 +279,7 @@ def assert_openwhisk_reads_as_intended(parser: OpenWhiskParser, messages: Sequen
     """Each (Kafka key, value) parses in OpenWhisk to a key some document meant, with instance_id, in spray-json's
     compact form but for U+FFFF; and every meant key is read. ``intended`` maps (mainId, secondaryId) to the
     document that meant it, as the failure text names it."""
+    __tracebackhide__ = True  # its arguments hold API keys; the failure text names the document instead
     read = set()
     for (kafka_key, value), result in zip(messages, parser.parse_all([value for _, value in messages])):
         meant_by = [doc for (main_id, _), doc in intended.items() if main_id.encode("utf-8", "surrogatepass") == kafka_key]
