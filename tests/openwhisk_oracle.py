@@ -209,6 +209,7 @@ class OpenWhiskParser:
                                          text=True, encoding="ascii", bufsize=1 << 16)
         self._lock = threading.Lock()
         self.messages_read = 0
+        self.messages_checked = 0  # those of them checked against their documents
         self.refused = 0
         self.seconds = 0.0
         first = self._process.stdout.readline()
@@ -280,6 +281,7 @@ def assert_openwhisk_reads_as_intended(parser: OpenWhiskParser, messages: Sequen
     compact form but for U+FFFF; and every meant key is read. ``intended`` maps (mainId, secondaryId) to the
     document that meant it, as the failure text names it."""
     __tracebackhide__ = True  # its arguments hold API keys; the failure text names the document instead
+    parser.messages_checked += len(messages)
     read = set()
     for (kafka_key, value), result in zip(messages, parser.parse_all([value for _, value in messages])):
         meant_by = [doc for (main_id, _), doc in intended.items() if main_id.encode("utf-8", "surrogatepass") == kafka_key]
@@ -327,12 +329,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not _parsers:
         return
     read = sum(p.messages_read for p in _parsers)
+    checked = sum(p.messages_checked for p in _parsers)
     refused = sum(p.refused for p in _parsers)
     seconds = sum(p.seconds for p in _parsers)
     cold = (f"fetched with Maven in {_costs['fetch']:.1f} s" if "fetch" in _costs else "jars cached") + ", " + \
            (f"compiled in {_costs['compile']:.1f} s" if "compile" in _costs else "classes cached")
     terminalreporter.section("OpenWhisk's parser", sep="=")
     terminalreporter.write_line(
-        f"{read} messages read by OpenWhisk's parser (spray-json {SPRAY_JSON_VERSION}, Scala {SCALA_VERSION}), "
-        f"{refused} refused | {cold} | JVM ready in {sum(p.start_seconds for p in _parsers):.2f} s | "
-        f"{seconds:.2f} s in parser calls")
+        f"{checked} messages read by OpenWhisk's parser (spray-json {SPRAY_JSON_VERSION}, Scala {SCALA_VERSION}) "
+        f"and checked against their documents; {read} read in all, {refused} refused (the parser's own tests) | "
+        f"{cold} | JVM ready in {sum(p.start_seconds for p in _parsers):.2f} s | {seconds:.2f} s in parser calls")
