@@ -2,8 +2,10 @@
 
 A document that makes translation raise would fail its batch forever and
 block its lease, so translation must never raise; and whatever it emits
-must be a message of the contract's exact form. The expected keys are
-computed here by an independent, literal reading of the contract.
+must be a message of the contract's exact form, which OpenWhisk's own parser
+(tests/openwhisk_oracle.py) reads as the key its document meant. The expected
+keys are computed by an independent, literal reading of the contract
+(tests/contract.py).
 """
 
 import json
