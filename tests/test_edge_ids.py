@@ -7,10 +7,11 @@ import tracemalloc
 
 import pytest
 
-from tests.contract import contract_json
+from tests.contract import contract_json, intended_keys
 from tests.app_loading import functions_by_name, host_batch, invoke, load_function_app
 from tests.host_driver import make_reporter
 from tests.kafka_reading import read_topic
+from tests.openwhisk_oracle import assert_openwhisk_reads_as_intended
 
 
 def contract_value(main_id, secondary_id=None):
@@ -20,6 +21,14 @@ def contract_value(main_id, secondary_id=None):
 
 def sent(bootstrap, topic):
     return read_topic(bootstrap, topic)
+
+
+def assert_openwhisk_reads_what_was_sent(parser, bootstrap, topic, documents, subjects, what):
+    """What reached the topic parses in OpenWhisk to the keys the documents mean (API keys included)."""
+    __tracebackhide__ = True  # the documents hold API keys
+    assert_openwhisk_reads_as_intended(
+        parser, [(key.encode(), value.encode()) for key, value in sent(bootstrap, topic)],
+        intended_keys(documents, subjects, None, True), "cache-invalidator", what)
 
 
 @pytest.fixture
@@ -49,21 +58,33 @@ EDGE_WHISKS = [
 ]
 
 
+EDGE_WHISKS_DOCUMENTS = [{"id": doc_id, "_ts": 1} for doc_id, _ in EDGE_WHISKS]
+
+
 def test_whisks_ids_at_the_edges_reach_kafka_unescaped(function_app, kafka_broker, topic):
     assert all(len(doc_id) == 255 for doc_id in (MAX_ASCII, MAX_WIDE, MAX_EMOJI))
-    invoke(function_app, "invalidate_whisks", [{"id": doc_id, "_ts": 1} for doc_id, _ in EDGE_WHISKS])
+    invoke(function_app, "invalidate_whisks", EDGE_WHISKS_DOCUMENTS)
     assert sent(kafka_broker.bootstrap, topic) == [(key, contract_value(key)) for _, key in EDGE_WHISKS]
+
+
+def test_whisks_ids_at_the_edges_parse_in_openwhisk_to_their_keys(function_app, kafka_broker, topic,
+                                                                 openwhisk_parser):
+    invoke(function_app, "invalidate_whisks", EDGE_WHISKS_DOCUMENTS)
+    assert_openwhisk_reads_what_was_sent(openwhisk_parser, kafka_broker.bootstrap, topic, EDGE_WHISKS_DOCUMENTS,
+                                         False, "whisks ids at the edges")
+
+
+EDGE_SUBJECTS = [
+    {"id": "ユーザー", "namespaces": [{"name": "名前空間", "uuid": "ü-uuid", "key": "schlüssel-🔑"}]},
+    {"id": MAX_WIDE.replace("|", "x"), "namespaces": []},
+    {"id": "名前空間|limits", "concurrentInvocations": 5},
+    {"id": "|limits"},  # no namespace before the bar: only its own key
+]
 
 
 def test_subject_ids_and_namespaces_at_the_edges(monkeypatch, app_settings, kafka_broker, topic):
     module = load_function_app(monkeypatch, {**app_settings, "INVALIDATE_AUTH_KEYS": "true"})
-    documents = [
-        {"id": "ユーザー", "namespaces": [{"name": "名前空間", "uuid": "ü-uuid", "key": "schlüssel-🔑"}]},
-        {"id": MAX_WIDE.replace("|", "x"), "namespaces": []},
-        {"id": "名前空間|limits", "concurrentInvocations": 5},
-        {"id": "|limits"},  # no namespace before the bar: only its own key
-    ]
-    invoke(module, "invalidate_subjects", documents)
+    invoke(module, "invalidate_subjects", EDGE_SUBJECTS)
     wide = MAX_WIDE.replace("|", "x")
     assert sent(kafka_broker.bootstrap, topic) == [
         ("ユーザー", contract_value("ユーザー")),
@@ -74,6 +95,52 @@ def test_subject_ids_and_namespaces_at_the_edges(monkeypatch, app_settings, kafk
         # its namespace key 名前空間 is the exact message already sent for the first document: sent once
         ("/limits", contract_value("/limits")),
     ]
+
+
+def test_subject_limits_and_auth_key_messages_parse_in_openwhisk_to_their_keys(monkeypatch, app_settings,
+                                                                             kafka_broker, topic, openwhisk_parser):
+    module = load_function_app(monkeypatch, {**app_settings, "INVALIDATE_AUTH_KEYS": "true"})
+    invoke(module, "invalidate_subjects", EDGE_SUBJECTS)
+    assert_openwhisk_reads_what_was_sent(openwhisk_parser, kafka_broker.bootstrap, topic, EDGE_SUBJECTS, True,
+                                         "subjects at the edges")
+
+
+# U+FFFF is spray-json's end-of-input marker: written raw, OpenWhisk would refuse the message
+# (tests/test_openwhisk_parser.py shows it); written \uffff, it reads the character.
+UFFFF_WHISKS = [{"id": "guest|\uffff"}, {"id": "guest|a\uffffb\ufffe"}]
+UFFFF_SUBJECTS = [{"id": "alice\uffff", "namespaces": [{"name": "ns\uffff", "uuid": "uuid\uffff",
+                                                        "key": "api-key-\uffff-0123456789"}]},
+                  {"id": "ns\uffff|limits"}]
+
+
+def test_uffff_reaches_kafka_escaped(monkeypatch, app_settings, kafka_broker, topic):
+    module = load_function_app(monkeypatch, {**app_settings, "INVALIDATE_AUTH_KEYS": "true"})
+    invoke(module, "invalidate_whisks", UFFFF_WHISKS)
+    invoke(module, "invalidate_subjects", UFFFF_SUBJECTS)
+    assert sent(kafka_broker.bootstrap, topic) == [
+        ("guest/\uffff", '{"instanceId":"cache-invalidator","key":{"mainId":"guest/\\uffff"}}'),
+        ("guest/a\uffffb\ufffe", '{"instanceId":"cache-invalidator","key":{"mainId":"guest/a\\uffffb\ufffe"}}'),
+        ("alice\uffff", '{"instanceId":"cache-invalidator","key":{"mainId":"alice\\uffff"}}'),
+        ("ns\uffff", '{"instanceId":"cache-invalidator","key":{"mainId":"ns\\uffff"}}'),
+        ("uuid\uffff", '{"instanceId":"cache-invalidator","key":{"mainId":"uuid\\uffff",'
+                       '"secondaryId":"api-key-\\uffff-0123456789"}}'),
+        ("ns\uffff/limits", '{"instanceId":"cache-invalidator","key":{"mainId":"ns\\uffff/limits"}}'),
+    ]
+
+
+def test_uffff_in_main_and_secondary_ids_parses_in_openwhisk_to_the_character(monkeypatch, app_settings,
+                                                                            kafka_broker, topic, openwhisk_parser):
+    module = load_function_app(monkeypatch, {**app_settings, "INVALIDATE_AUTH_KEYS": "true"})
+    invoke(module, "invalidate_whisks", UFFFF_WHISKS)
+    assert_openwhisk_reads_what_was_sent(openwhisk_parser, kafka_broker.bootstrap, topic, UFFFF_WHISKS, False,
+                                         "whisks ids with U+FFFF")
+    subjects_topic = topic + "-subjects"
+    kafka_broker.create_topic(subjects_topic)
+    module = load_function_app(monkeypatch, {**app_settings, "KAFKA_TOPIC": subjects_topic,
+                                             "INVALIDATE_AUTH_KEYS": "true"})
+    invoke(module, "invalidate_subjects", UFFFF_SUBJECTS)
+    assert_openwhisk_reads_what_was_sent(openwhisk_parser, kafka_broker.bootstrap, subjects_topic, UFFFF_SUBJECTS,
+                                         True, "subjects with U+FFFF")
 
 
 def test_empty_namespace_name_is_skipped_with_a_warning_and_the_subject_still_sent(function_app, kafka_broker,

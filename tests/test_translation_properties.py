@@ -2,29 +2,52 @@
 
 A document that makes translation raise would fail its batch forever and
 block its lease, so translation must never raise; and whatever it emits
-must be a message of the contract's exact form. The expected keys are
-computed here by an independent, literal reading of the contract.
+must be a message of the contract's exact form, which OpenWhisk's own parser
+(tests/openwhisk_oracle.py) reads as the key its document meant. The expected
+keys are computed by an independent, literal reading of the contract
+(tests/contract.py).
 """
 
 import json
-from collections.abc import Mapping
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
 
 from cache_invalidator.translation import ContainerKind, translate
 from tests.app_loading import host_batch
-from tests.contract import contract_json
+from tests.contract import contract_json, intended_keys, is_poison, utf8
+from tests.openwhisk_oracle import assert_openwhisk_reads_as_intended
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Enough draws that a character the strategies draw at all is found; no database, so it is found afresh.
+FIND_SETTINGS = settings(max_examples=2000, database=None, deadline=None)
+
+# Characters a JSON writer or reader can get wrong, drawn on purpose: uniform
+# code points would hit any one of them about once in a million draws.
+# U+FFFF is spray-json's end-of-input marker, U+FFFE its neighbour; U+2028 and
+# U+2029 end lines in JavaScript; controls, quotes and backslashes must be
+# escaped; U+0085 and DEL need not be.
+SPECIAL_CHARACTERS = ["\uffff", "\ufffe", "\u2028", "\u2029", "\x00", "\x01", "\x1f", "\x7f", "\x85", "\b", "\f",
+                      "\n", "\r", "\t", '"', "\\", "/", "|", "😀"]
+LONE_SURROGATES = ["\ud800", "\udfff"]
+
+
+def text_of(characters, **size):
+    """Strings of these characters. Not st.text: it merges an alphabet of one_of(characters(), sampled_from())
+    into one range drawn uniformly, and the special characters would then almost never come up."""
+    return st.lists(characters, **size).map("".join)
+
 
 # Any code point, lone surrogates included (Python strings can hold them, and
 # a JSON "\ud800" escape decodes to one).
-ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=12)
+ANY_TEXT = text_of(st.one_of(st.characters(exclude_categories=()), st.sampled_from(SPECIAL_CHARACTERS + LONE_SURROGATES)),
+                   max_size=12)
 # Ids that look like OpenWhisk's more often: `|`, `/`, non-ASCII, and the limits suffix.
 ID_TEXT = st.one_of(
     ANY_TEXT,
-    st.text(st.sampled_from(["|", "/", "a", "é", "ß", "漢", "😀", "\ud800", " ", "\\", '"']), max_size=8),
+    st.text(st.sampled_from(["|", "/", "a", "é", "ß", "漢", "😀", "\ud800", " ", "\\", '"', "\uffff", "\ufffe",
+                             "\u2028", "\u2029", "\x00", "\x1f", "\x7f"]), max_size=8),
     st.builds(lambda ns: f"{ns}|limits", ANY_TEXT),
 )
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), ANY_TEXT)
@@ -47,7 +70,8 @@ DOCUMENT_OBJECT = st.fixed_dictionaries({}, optional={
     "subject": JSON,
 })
 # Mostly well-formed subjects, so that names, limits and API keys are exercised, not only poison.
-PLAIN_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="/"), min_size=1, max_size=10)
+PLAIN_TEXT = text_of(st.one_of(st.characters(exclude_categories=("Cs",), exclude_characters="/"),
+                              st.sampled_from([c for c in SPECIAL_CHARACTERS if c != "/"])), min_size=1, max_size=10)
 GOOD_ID = st.one_of(PLAIN_TEXT, st.builds(lambda ns: f"{ns}|limits", PLAIN_TEXT.filter(lambda t: "|" not in t)))
 GOOD_ENTRY = st.fixed_dictionaries({"name": st.one_of(PLAIN_TEXT, ID_TEXT, JSON)},
                                    optional={"uuid": st.one_of(PLAIN_TEXT, ID_TEXT, JSON),
@@ -61,51 +85,14 @@ DOCUMENT = st.one_of(JSON, DOCUMENT_OBJECT)
 KINDS = st.sampled_from(list(ContainerKind))
 
 
-def utf8(text):
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def is_poison(document):
-    """The contract's poison documents (a lone surrogate cannot be a UTF-8 Kafka key, so it is one too)."""
-    if not isinstance(document, Mapping) or "id" not in document:
-        return True
-    doc_id = document["id"]
-    return not isinstance(doc_id, str) or not doc_id or "/" in doc_id or not utf8(doc_id)
-
-
 def expected_keys(documents, kind, cluster_id, auth_keys):
     """The set of (mainId, secondaryId) the contract asks for."""
-    keys = set()
-    for document in documents:
-        if is_poison(document):
-            continue
-        if cluster_id is not None and document.get("_clusterId") == cluster_id:
-            continue
-        doc_id = document["id"]
-        keys.add((doc_id.replace("|", "/"), None))
-        if kind is not ContainerKind.SUBJECTS:
-            continue
-        if doc_id.count("|") == 1 and doc_id.endswith("|limits") and doc_id != "|limits":
-            keys.add((doc_id[: -len("|limits")], None))
-        namespaces = document.get("namespaces")
-        for entry in namespaces if isinstance(namespaces, list) else []:
-            if not isinstance(entry, Mapping):
-                continue
-            name = entry.get("name")
-            if isinstance(name, str) and name and utf8(name):
-                keys.add((name, None))
-            uuid, secret = entry.get("uuid"), entry.get("key")
-            if auth_keys and isinstance(uuid, str) and uuid and isinstance(secret, str) and utf8(uuid) and utf8(secret):
-                keys.add((uuid, secret))
-    return keys
+    return set(intended_keys(documents, kind is ContainerKind.SUBJECTS, cluster_id, auth_keys))
 
 
-def check_contract(batch, documents, kind, instance_id, cluster_id, auth_keys):
-    """Every message is contract JSON, each exact message once, and exactly the expected keys are there."""
+def check_contract(batch, documents, kind, instance_id, cluster_id, auth_keys, openwhisk_parser):
+    """Every message is contract JSON, each exact message once, exactly the expected keys are there, and
+    OpenWhisk's own parser reads each message as the key its document meant."""
     seen = set()
     for invalidation in batch.invalidations:
         text = invalidation.value.decode("utf-8")  # raises on anything but UTF-8
@@ -127,26 +114,45 @@ def check_contract(batch, documents, kind, instance_id, cluster_id, auth_keys):
     assert sent == expected_keys(documents, kind, cluster_id, auth_keys)
     assert batch.documents == len(documents)
     assert len(batch.poison) == sum(map(is_poison, documents))
+    assert_openwhisk_reads_as_intended(
+        openwhisk_parser, [(i.key, i.value) for i in batch.invalidations],
+        intended_keys(documents, kind is ContainerKind.SUBJECTS, cluster_id, auth_keys), instance_id,
+        f"a {kind.value} batch")
+
+
+# Written out, so that they run every time: what a controller must read back exactly.
+EVERY_SPECIAL = "".join(SPECIAL_CHARACTERS)
+UFFFF_SUBJECT = {"id": "guest|a\uffffb", "namespaces": [{"name": "ns\uffff", "uuid": "uuid-\uffff", "key": "key-\uffff"}]}
 
 
 @SETTINGS
 @given(documents=st.lists(DOCUMENT, max_size=8), kind=KINDS, instance_id=ANY_TEXT.filter(utf8),
        cluster_id=CLUSTERS, auth_keys=st.booleans())
-def test_any_json_documents_never_raise_and_yield_contract_messages(documents, kind, instance_id, cluster_id, auth_keys):
+@example(documents=[UFFFF_SUBJECT], kind=ContainerKind.SUBJECTS, instance_id="cache-\uffff", cluster_id=None,
+         auth_keys=True)
+@example(documents=[{"id": f"guest|{EVERY_SPECIAL}", "namespaces": [
+    {"name": f"ns{EVERY_SPECIAL}", "uuid": f"u{EVERY_SPECIAL}", "key": f"k{EVERY_SPECIAL}"}]}],
+         kind=ContainerKind.SUBJECTS, instance_id=EVERY_SPECIAL, cluster_id=None, auth_keys=True)
+def test_any_json_documents_never_raise_and_yield_contract_messages(documents, kind, instance_id, cluster_id, auth_keys,
+                                                                     openwhisk_parser):
     batch = translate(documents, kind, instance_id=instance_id, cluster_id=cluster_id, invalidate_auth_keys=auth_keys)
-    check_contract(batch, documents, kind, instance_id, cluster_id, auth_keys)
+    check_contract(batch, documents, kind, instance_id, cluster_id, auth_keys, openwhisk_parser)
 
 
 @SETTINGS
 @given(doc_id=st.one_of(ANY_TEXT, ID_TEXT), kind=KINDS)
-def test_any_string_id_is_either_its_unescaped_key_or_reported_poison(doc_id, kind):
+@example(doc_id="\uffff", kind=ContainerKind.WHISKS)
+@example(doc_id="guest|\ufffe\uffff", kind=ContainerKind.WHISKS)
+@example(doc_id="\u2028|\u2029", kind=ContainerKind.SUBJECTS)
+@example(doc_id=EVERY_SPECIAL.replace("/", ""), kind=ContainerKind.WHISKS)
+def test_any_string_id_is_either_its_unescaped_key_or_reported_poison(doc_id, kind, openwhisk_parser):
     batch = translate([{"id": doc_id}], kind, instance_id="cache-invalidator")
     if is_poison({"id": doc_id}):
         assert batch.invalidations == [] and len(batch.poison) == 1
     else:
         assert batch.poison == []
         assert batch.invalidations[0].key == doc_id.replace("|", "/").encode("utf-8")
-    check_contract(batch, [{"id": doc_id}], kind, "cache-invalidator", None, False)
+    check_contract(batch, [{"id": doc_id}], kind, "cache-invalidator", None, False, openwhisk_parser)
 
 
 # The azure-functions Cosmos DB converter only accepts a JSON object or null
@@ -158,13 +164,21 @@ def test_any_string_id_is_either_its_unescaped_key_or_reported_poison(doc_id, ki
 @given(documents=st.lists(st.one_of(st.none(), DOCUMENT_OBJECT, st.dictionaries(ANY_TEXT, JSON, max_size=3)),
                           max_size=6),
        kind=KINDS, cluster_id=CLUSTERS, auth_keys=st.booleans())
-def test_documents_through_the_host_converter_translate_as_the_json_says(documents, kind, cluster_id, auth_keys):
+@example(documents=[UFFFF_SUBJECT], kind=ContainerKind.SUBJECTS, cluster_id=None, auth_keys=True)
+def test_documents_through_the_host_converter_translate_as_the_json_says(documents, kind, cluster_id, auth_keys,
+                                                                         openwhisk_parser):
     # What the host sends is JSON: round-trip through it first (tuples, NaN and
     # the like become what a JSON reader gives back).
     as_sent = json.loads(json.dumps(documents))
     converted = host_batch(as_sent)
     batch = translate(converted, kind, instance_id="cache-invalidator", cluster_id=cluster_id,
                       invalidate_auth_keys=auth_keys)
-    check_contract(batch, as_sent, kind, "cache-invalidator", cluster_id, auth_keys)
+    check_contract(batch, as_sent, kind, "cache-invalidator", cluster_id, auth_keys, openwhisk_parser)
     assert batch == translate(as_sent, kind, instance_id="cache-invalidator", cluster_id=cluster_id,
                               invalidate_auth_keys=auth_keys)
+
+
+@pytest.mark.parametrize("character", SPECIAL_CHARACTERS + LONE_SURROGATES, ids=lambda c: f"U+{ord(c):04X}")
+def test_the_id_strategies_draw_every_special_character(character):
+    for strategy in (ANY_TEXT, ID_TEXT, *([PLAIN_TEXT] if character not in LONE_SURROGATES + ["/"] else [])):
+        assert character in find(strategy, lambda text: character in text, settings=FIND_SETTINGS)
