@@ -17,7 +17,7 @@ from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
 from ..settings import TriggerSettings
-from .check import ContainerFacts, CosmosFacts, cosmos_endpoint
+from .cosmos_facts import ContainerFacts, CosmosFacts, cosmos_endpoint
 from .errors import CosmosUnavailable
 from .replay import stop_after_until
 from .report import parse_connection_string
