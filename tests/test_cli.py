@@ -212,6 +212,14 @@ def test_until_leaves_later_changes_out(kafka_broker, topic, app_settings):
     assert (summary.documents, summary.after_until, summary.messages, summary.poison) == (4, 1, 2, 1)
 
 
+def test_since_leaves_earlier_changes_out(kafka_broker, topic, app_settings):
+    page = [{"id": "a", "_ts": 999}, {"id": "b", "_ts": 1000}, {"id": "no-ts"}]
+    summary = replay_pages([page], ContainerKind.WHISKS, "whisks", settings_for(app_settings), since_ts=1000)
+    assert keys(read_topic(kafka_broker.bootstrap, topic)) == ["b", "no-ts"]
+    assert (summary.documents, summary.before_since, summary.messages) == (3, 1, 2)
+    assert "1 changed before --since left out" in summary.describe(False, topic)
+
+
 def test_a_feed_range_is_read_only_up_to_the_first_page_past_until():
     read = []
 

@@ -134,7 +134,11 @@ def open_containers(env: Mapping[str, str], trigger: TriggerSettings, names: lis
 
 def change_feed_pages(container: ContainerProxy, since: datetime, until_ts: Optional[int], *,
                       setting: str = "COSMOSDB", page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[list]:
-    """The container's changes from `since`, feed range by feed range, as pages; each range up to until_ts or its end."""
+    """The container's changes from `since`, feed range by feed range, as pages; each range up to until_ts or its end.
+
+    A server may hand changes from before `since` too (the emulator ignores the
+    start time): replay_pages leaves them out by their _ts.
+    """
     endpoint = container.client_connection.url_connection
     with _reported(setting, endpoint):
         for feed_range in container.read_feed_ranges():
