@@ -346,7 +346,7 @@ def test_replay_command_sends_the_window(kafka_broker, topic, app_settings):
 def test_replay_command_dry_run_prints_messages(kafka_broker, topic, app_settings):
     calls = []
     code, out, err = run(["replay", "--container", "whisks", "--since", "2024-05-01", "--dry-run"], app_settings,
-                         page_source=fake_source({"whisks": [whisks(1)]}, calls))
+                         page_source=fake_source({"whisks": [whisks(1, ts=1_714_564_800)]}, calls))
     assert code == 0
     assert out.startswith("guest/action0\t")
     assert read_topic(kafka_broker.bootstrap, topic) == []
