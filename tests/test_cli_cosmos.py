@@ -222,6 +222,15 @@ def test_replay_reads_each_feed_range_page_by_page(kafka_broker, topic, database
     assert len(read_topic(kafka_broker.bootstrap, topic)) == 12
 
 
+def test_replay_names_a_missing_database_and_a_missing_container(database, settings):
+    code, _, err = run(["replay", "--container", "whisks", "--since", "2024-05-01"],
+                       {**settings, "COSMOSDB_NAME": database.id + "-missing"})
+    assert code == 1 and f"error: database '{database.id}-missing' (COSMOSDB_NAME) does not exist" in err
+    code, _, err = run(["replay", "--container", "whisks", "--since", "2024-05-01"],
+                       {**settings, "COSMOSDB_WHISKS_CONTAINER": "whisks2"})
+    assert code == 1 and f"error: container 'whisks2' does not exist in database '{database.id}'" in err
+
+
 def test_replay_dry_run_prints_the_window_and_sends_nothing(kafka_broker, topic, database, settings, window):
     since, until = window
     code, out, err = run(["replay", "--container", "all", "--since", since, "--until", until, "--dry-run"], settings)

@@ -127,9 +127,18 @@ def open_containers(env: Mapping[str, str], trigger: TriggerSettings, names: lis
             try:
                 container.read()
             except CosmosResourceNotFoundError:
+                _require_database(database, trigger.database)
                 raise CosmosUnavailable(f"container {name!r} does not exist in database {trigger.database!r}") from None
             containers[name] = container
         return client, containers
+
+
+def _require_database(database: DatabaseProxy, name: str) -> None:
+    """Raises naming COSMOSDB_NAME when the database itself is missing: a missing container is then no news."""
+    try:
+        database.read()
+    except CosmosResourceNotFoundError:
+        raise CosmosUnavailable(f"database {name!r} (COSMOSDB_NAME) does not exist") from None
 
 
 def change_feed_pages(container: ContainerProxy, since: datetime, until_ts: Optional[int], *,
