@@ -1,4 +1,4 @@
-pytest_plugins = ["tests.kafka_broker", "tests.secret_scan", "tests.openwhisk_oracle"]
+pytest_plugins = ["tests.kafka_broker", "tests.cosmos_emulator", "tests.secret_scan", "tests.openwhisk_oracle"]
 
 import pytest
 

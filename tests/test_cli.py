@@ -212,6 +212,14 @@ def test_until_leaves_later_changes_out(kafka_broker, topic, app_settings):
     assert (summary.documents, summary.after_until, summary.messages, summary.poison) == (4, 1, 2, 1)
 
 
+def test_since_leaves_earlier_changes_out(kafka_broker, topic, app_settings):
+    page = [{"id": "a", "_ts": 999}, {"id": "b", "_ts": 1000}, {"id": "no-ts"}]
+    summary = replay_pages([page], ContainerKind.WHISKS, "whisks", settings_for(app_settings), since_ts=1000)
+    assert keys(read_topic(kafka_broker.bootstrap, topic)) == ["b", "no-ts"]
+    assert (summary.documents, summary.before_since, summary.messages) == (3, 1, 2)
+    assert "1 changed before --since left out" in summary.describe(False, topic)
+
+
 def test_a_feed_range_is_read_only_up_to_the_first_page_past_until():
     read = []
 
@@ -338,7 +346,7 @@ def test_replay_command_sends_the_window(kafka_broker, topic, app_settings):
 def test_replay_command_dry_run_prints_messages(kafka_broker, topic, app_settings):
     calls = []
     code, out, err = run(["replay", "--container", "whisks", "--since", "2024-05-01", "--dry-run"], app_settings,
-                         page_source=fake_source({"whisks": [whisks(1)]}, calls))
+                         page_source=fake_source({"whisks": [whisks(1, ts=1_714_564_800)]}, calls))
     assert code == 0
     assert out.startswith("guest/action0\t")
     assert read_topic(kafka_broker.bootstrap, topic) == []

@@ -2,7 +2,8 @@
 
 import io
 
-from cache_invalidator.cli.check import ContainerFacts, CosmosFacts, assess_cosmos, run_check
+from cache_invalidator.cli.check import assess_cosmos, run_check
+from cache_invalidator.cli.cosmos_facts import ContainerFacts, CosmosFacts
 from cache_invalidator.cli.errors import CosmosUnavailable
 from cache_invalidator.cli.report import Section
 from cache_invalidator.settings import TriggerSettings

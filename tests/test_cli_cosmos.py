@@ -1,49 +1,37 @@
-"""The azure-cosmos adapter against a real Cosmos DB account or emulator, given in COSMOSDB_TEST_CONNECTION.
+"""The azure-cosmos adapter, `check` and `replay` against Cosmos DB: the emulator, or COSMOSDB_TEST_CONNECTION's account.
 
-Each run makes its own database and deletes it afterwards.
+Each test gets a database of its own (the cosmos_database fixture), deleted afterwards.
 """
 
 import io
-import os
+import re
 import time
-import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from urllib.parse import urlparse
 
 import pytest
+from azure.cosmos import PartitionKey
 
 from cache_invalidator.cli.main import main
-from cache_invalidator.cli.report import parse_connection_string
 from cache_invalidator.settings import TriggerSettings
+from tests.contract import contract_json
+from tests.kafka_reading import read_topic
 
-CONNECTION = os.environ.get("COSMOSDB_TEST_CONNECTION", "").strip()
-
-pytestmark = pytest.mark.skipif(not CONNECTION, reason="needs a real Cosmos DB endpoint in COSMOSDB_TEST_CONNECTION")
-
-
-@pytest.fixture(scope="module")
-def cosmos_database():
-    from azure.cosmos import CosmosClient, PartitionKey
-
-    pairs = parse_connection_string(CONNECTION)
-    endpoint = pairs["AccountEndpoint"]
-    verify = urlparse(endpoint).hostname not in ("localhost", "127.0.0.1", "::1")
-    client = CosmosClient(endpoint, credential=pairs["AccountKey"], connection_verify=verify)
-    name = f"cli-test-{uuid.uuid4().hex[:8]}"
-    database = client.create_database(name)
-    for container in ("whisks", "subjects", "cache-invalidator-lease"):
-        database.create_container(container, partition_key=PartitionKey(path="/id"))
-    try:
-        yield client, database
-    finally:
-        client.delete_database(name)
-        client.close()
+LEASES = "cache-invalidator-lease"
 
 
 @pytest.fixture
-def cosmos_settings(cosmos_database, app_settings):
-    _, database = cosmos_database
-    return {**app_settings, "COSMOSDB": CONNECTION, "COSMOSDB_NAME": database.id, "CLUSTER_ID": "eu"}
+def database(cosmos_database):
+    """whisks, subjects and the lease container, as a deployment has them."""
+    for name in ("whisks", "subjects", LEASES):
+        cosmos_database.create_container(name, partition_key=PartitionKey(path="/id"))
+    return cosmos_database
+
+
+@pytest.fixture
+def settings(cosmos_emulator, database, app_settings):
+    return {**app_settings, "COSMOSDB": cosmos_emulator.connection_string, "COSMOSDB_NAME": database.id,
+            "CLUSTER_ID": "eu"}
 
 
 def run(argv, environ):
@@ -52,65 +40,201 @@ def run(argv, environ):
     return code, out.getvalue(), err.getvalue()
 
 
-def test_gather_facts_reads_containers_and_leases(cosmos_database, cosmos_settings):
+def write_leases(database, monitored, lease_prefix, endpoint, owners):
+    """The lease container's documents for one monitored container, as the Cosmos DB extension's change feed
+    processor (Microsoft.Azure.Cosmos, the .NET SDK v3, in Azure/azure-cosmos-dotnet-v3) writes them:
+
+    - ids: `GetLeasePrefix` (ChangeFeedProcessor/Utils/CosmosContainerExtensions.cs) makes the store prefix
+      `<lease prefix><account endpoint host>_<database rid>_<container rid>`; `GetPartitionLeasePrefix`
+      (LeaseManagement/DocumentServiceLeaseStoreManagerOptions.cs) adds `..`, and
+      `DocumentServiceLeaseManagerCosmos.CreateLeaseIfNotExistAsync(PartitionKeyRange, ...)` the partition key
+      range's id as the lease token;
+    - a lease's fields: `DocumentServiceLeaseCore` (LeaseManagement/DocumentServiceLeaseCore.cs): id, version
+      (0, `DocumentServiceLeaseVersion.PartitionKeyRangeBasedLease`), LeaseToken, FeedRange (a `FeedRangeEpk`),
+      Owner, ContinuationToken, properties, timestamp, and Mode ("Incremental Feed" for the latest-version feed);
+    - the store's marker `<store prefix>.info` ({"id"}) and initialization lock `<store prefix>.lock` ({"id", "ttl"})
+      (LeaseManagement/DocumentServiceLeaseStoreCosmos.cs).
+
+    The Functions host passes the trigger's leaseContainerPrefix as the lease prefix. Returns the lease ids.
+    """
+    host = urlparse(endpoint).hostname
+    database_rid = database.read()["_rid"]
+    container = database.get_container_client(monitored)
+    store = f"{lease_prefix}{host}_{database_rid}_{container.read()['_rid']}"
+    leases = database.get_container_client(LEASES)
+    leases.create_item({"id": f"{store}.info"})
+    leases.create_item({"id": f"{store}.lock", "ttl": 60})
+    ids = []
+    # The partition key ranges, as the processor reads them (GET .../pkranges); no public call of azure-cosmos has them.
+    ranges = container.client_connection._ReadPartitionKeyRanges(container.container_link)
+    for i, pk_range in enumerate(ranges):
+        lease = {
+            "id": f"{store}..{pk_range['id']}",
+            "version": 0,
+            "LeaseToken": pk_range["id"],
+            "FeedRange": {"Range": {"min": pk_range["minInclusive"], "max": pk_range["maxExclusive"],
+                                    "isMinInclusive": True, "isMaxInclusive": False}},
+            "Owner": owners[i % len(owners)],
+            "ContinuationToken": '"12"',
+            "properties": {},
+            "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "Mode": "Incremental Feed",
+        }
+        leases.create_item(lease)
+        ids.append(lease["id"])
+    return ids
+
+
+# -- the adapter and check ----------------------------------------------------------------------
+
+
+def test_gather_facts_reads_the_database_the_containers_and_the_lease_key(database, settings):
     from cache_invalidator.cli.cosmos import gather_facts
 
-    facts = gather_facts(cosmos_settings, TriggerSettings.from_env(cosmos_settings), timeout=10)
-    assert facts.database_exists and facts.database_rid
-    assert {n: c.exists for n, c in facts.containers.items()} == {
-        "whisks": True, "subjects": True, "cache-invalidator-lease": True}
-    assert facts.containers["cache-invalidator-lease"].partition_key_paths == ("/id",)
+    facts = gather_facts(settings, TriggerSettings.from_env(settings), timeout=10)
+    assert facts.database_exists and facts.database_rid == database.read()["_rid"]
+    assert {name: (c.exists, c.rid) for name, c in facts.containers.items()} == {
+        name: (True, database.get_container_client(name).read()["_rid"]) for name in ("whisks", "subjects", LEASES)}
+    assert facts.containers[LEASES].partition_key_paths == ("/id",)
     assert facts.leases == []
 
 
-def test_check_finds_this_deployments_leases(cosmos_database, cosmos_settings):
-    from cache_invalidator.cli.cosmos import gather_facts
-
-    _, database = cosmos_database
-    trigger = TriggerSettings.from_env(cosmos_settings)
-    facts = gather_facts(cosmos_settings, trigger, timeout=10)
-    host = urlparse(facts.endpoint).hostname
-    whisks_rid = facts.containers["whisks"].rid
-    # A lease as the Functions host's change feed processor names it.
-    lease_id = f"eu-whisks{host}_{facts.database_rid}_{whisks_rid}..0"
-    database.get_container_client("cache-invalidator-lease").upsert_item({"id": lease_id, "Owner": "host-guid"})
-    code, out, _ = run(["check", "--no-kafka"], cosmos_settings)
+def test_check_finds_this_deployments_leases(cosmos_emulator, database, settings):
+    leases = write_leases(database, "whisks", "eu-whisks", cosmos_emulator.endpoint, ["host-a", "host-b"])
+    code, out, _ = run(["check", "--no-kafka"], settings)
     assert code == 0, out
-    assert "1 lease(s) for 'whisks' (lease prefix 'eu-whisks'), 1 owner(s): host-guid" in out
-    assert "WARNING no leases for 'subjects'" in out
-    assert parse_connection_string(CONNECTION)["AccountKey"] not in out
+    assert f"ok      database {database.id!r} exists" in out
+    assert "ok      container 'whisks' exists" in out and "ok      container 'subjects' exists" in out
+    assert f"ok      lease container {LEASES!r} exists with partition key /id" in out
+    assert (f"ok      {len(leases)} lease(s) for 'whisks' (lease prefix 'eu-whisks'), 2 owner(s): host-a, host-b; "
+            "last renewed") in out
+    assert "WARNING no leases for 'subjects' (lease prefix 'eu-subjects')" in out
+    assert cosmos_emulator.key not in out
 
 
-def test_check_reports_a_missing_database(cosmos_settings):
-    code, out, _ = run(["check", "--no-kafka"], {**cosmos_settings, "COSMOSDB_NAME": f"missing-{uuid.uuid4().hex[:6]}"})
+def test_check_names_another_deployments_prefix_on_the_same_lease_container(cosmos_emulator, database, settings):
+    write_leases(database, "whisks", "eu-whisks", cosmos_emulator.endpoint, ["host-eu"])
+    others = write_leases(database, "whisks", "us-whisks", cosmos_emulator.endpoint, ["host-us"])
+    code, out, _ = run(["check", "--no-kafka"], settings)
+    assert code == 0, out
+    assert f"other deployments read 'whisks' too, with lease prefixes 'us-whisks' ({len(others)} leases)" in out
+    assert "host-us" not in out  # another deployment's owners are its own business
+
+
+def test_check_warns_of_a_prefix_that_differs_only_in_case(cosmos_emulator, database, settings):
+    write_leases(database, "whisks", "eu-whisks", cosmos_emulator.endpoint, ["host-eu"])
+    write_leases(database, "whisks", "EU-whisks", cosmos_emulator.endpoint, ["host-other"])
+    code, out, _ = run(["check", "--no-kafka"], settings)
+    assert code == 0, out  # a warning, not a problem
+    assert "WARNING lease prefix 'EU-whisks' differs from this deployment's 'eu-whisks' only in case" in out, out
+
+
+def test_check_reports_a_lease_container_not_keyed_by_id(cosmos_database, cosmos_emulator, app_settings):
+    for name in ("whisks", "subjects"):
+        cosmos_database.create_container(name, partition_key=PartitionKey(path="/id"))
+    cosmos_database.create_container(LEASES, partition_key=PartitionKey(path="/partitionKey"))
+    env = {**app_settings, "COSMOSDB": cosmos_emulator.connection_string, "COSMOSDB_NAME": cosmos_database.id}
+    code, out, _ = run(["check", "--no-kafka"], env)
+    assert code == 1
+    assert f"PROBLEM lease container {LEASES!r} has partition key /partitionKey" in out
+
+
+def test_check_reports_a_missing_container_and_database(cosmos_database, cosmos_emulator, app_settings):
+    cosmos_database.create_container("whisks", partition_key=PartitionKey(path="/id"))
+    env = {**app_settings, "COSMOSDB": cosmos_emulator.connection_string, "COSMOSDB_NAME": cosmos_database.id}
+    code, out, _ = run(["check", "--no-kafka"], env)
+    assert code == 1
+    assert f"container 'subjects' (COSMOSDB_SUBJECTS_CONTAINER) does not exist in database {cosmos_database.id!r}" in out
+    code, out, _ = run(["check", "--no-kafka"], {**env, "COSMOSDB_NAME": cosmos_database.id + "-missing"})
     assert code == 1 and "(COSMOSDB_NAME) does not exist" in out
 
 
-def test_replay_reads_the_change_feed_window(cosmos_database, cosmos_settings):
-    _, database = cosmos_database
-    since = datetime.now(timezone.utc) - timedelta(seconds=5)
-    whisks = database.get_container_client("whisks")
-    for i in range(3):
-        whisks.upsert_item({"id": f"guest|replayed{i}"})
+# -- replay ---------------------------------------------------------------------------------------
+
+
+def next_second():
+    """Sleeps into the next second of _ts, so that what is written next has a later _ts than what came before."""
+    time.sleep(1.05 - datetime.now(timezone.utc).microsecond / 1e6)
+
+
+def whisks_message(doc_id):
+    main_id = doc_id.replace("|", "/")
+    return main_id, contract_json({"instanceId": "cache-invalidator", "key": {"mainId": main_id}})
+
+
+@pytest.fixture
+def window(database):
+    """Whisks and subjects changed before, inside and after a window: (since, until) as ISO times."""
+    whisks, subjects = database.get_container_client("whisks"), database.get_container_client("subjects")
+    whisks.upsert_item({"id": "guest|before"})
+    subjects.upsert_item({"id": "early", "namespaces": [{"name": "early-ns"}]})
+    next_second()
+    since = datetime.now(timezone.utc)
+    for i in range(12):
+        whisks.upsert_item({"id": f"guest|inside{i}"})
     whisks.upsert_item({"id": "guest|mine", "_clusterId": "eu"})
-    code, out, err = run(["replay", "--container", "whisks", "--since", since.isoformat(), "--dry-run",
-                          "--page-size", "2"], cosmos_settings)
+    subjects.upsert_item({"id": "alice", "namespaces": [{"name": "alice"}, {"name": "team"}]})
+    until = datetime.now(timezone.utc)
+    next_second()
+    whisks.upsert_item({"id": "guest|after"})
+    subjects.upsert_item({"id": "late", "namespaces": [{"name": "late-ns"}]})
+    return since.isoformat(), until.isoformat()
+
+
+INSIDE = sorted([whisks_message(f"guest|inside{i}") for i in range(12)]
+                + [("alice", contract_json({"instanceId": "cache-invalidator", "key": {"mainId": "alice"}})),
+                   ("team", contract_json({"instanceId": "cache-invalidator", "key": {"mainId": "team"}}))])
+
+
+def test_replay_sends_the_window_of_every_feed_range_to_kafka_byte_for_byte(kafka_broker, topic, database, settings,
+                                                                           window):
+    since, until = window
+    code, out, err = run(["replay", "--container", "all", "--since", since, "--until", until, "--page-size", "2"],
+                         settings)
     assert code == 0, err
-    sent = [line.split("\t")[0] for line in out.splitlines()]
-    assert sorted(sent) == ["guest/replayed0", "guest/replayed1", "guest/replayed2"]
+    assert out == ""
+    assert sorted(read_topic(kafka_broker.bootstrap, topic)) == INSIDE
     assert "1 of this cluster skipped" in err
 
 
-def test_replay_stops_at_until(cosmos_database, cosmos_settings):
-    _, database = cosmos_database
-    subjects = database.get_container_client("subjects")
-    since = datetime.now(timezone.utc) - timedelta(seconds=5)
-    subjects.upsert_item({"id": "early", "namespaces": [{"name": "early-ns"}]})
-    until = datetime.now(timezone.utc)
-    time.sleep(2.5)
-    subjects.upsert_item({"id": "late", "namespaces": [{"name": "late-ns"}]})
-    code, out, err = run(["replay", "--container", "subjects", "--since", since.isoformat(), "--until",
-                          until.isoformat(), "--dry-run"], cosmos_settings)
+def test_replay_leaves_out_changes_before_since_whatever_the_server_does(kafka_broker, topic, cosmos_emulator,
+                                                                        settings, window):
+    since, _ = window
+    code, _, err = run(["replay", "--container", "all", "--since", since], settings)
     assert code == 0, err
-    assert [line.split("\t")[0] for line in out.splitlines()] == ["early", "early-ns"]
-    assert "1 changed after --until left out" in err
+    sent = [key for key, _ in read_topic(kafka_broker.bootstrap, topic)]
+    assert "guest/before" not in sent and "early" not in sent and "early-ns" not in sent
+    assert sorted(sent) == sorted([key for key, _ in INSIDE] + ["guest/after", "late", "late-ns"])
+    if cosmos_emulator.managed:
+        # The emulator ignores the start time and hands the earlier change too: the _ts bound keeps it out.
+        assert "whisks: 15 documents read" in err and "1 changed before --since left out" in err
+
+
+def test_replay_reads_each_feed_range_page_by_page(kafka_broker, topic, database, settings, window):
+    since, until = window
+    code, _, err = run(["replay", "--container", "whisks", "--since", since, "--until", until, "--page-size", "1"],
+                       settings)
+    assert code == 0, err
+    # With pages of one change, every change read is a page of its own, and every feed range was read.
+    read = re.search(r"whisks: (\d+) documents read in (\d+) pages, 12 messages sent", err)
+    assert read, err
+    assert int(read[1]) == int(read[2]) >= 14
+    assert len(read_topic(kafka_broker.bootstrap, topic)) == 12
+
+
+def test_replay_names_a_missing_database_and_a_missing_container(database, settings):
+    code, _, err = run(["replay", "--container", "whisks", "--since", "2024-05-01"],
+                       {**settings, "COSMOSDB_NAME": database.id + "-missing"})
+    assert code == 1 and f"error: database '{database.id}-missing' (COSMOSDB_NAME) does not exist" in err
+    code, _, err = run(["replay", "--container", "whisks", "--since", "2024-05-01"],
+                       {**settings, "COSMOSDB_WHISKS_CONTAINER": "whisks2"})
+    assert code == 1 and f"error: container 'whisks2' does not exist in database '{database.id}'" in err
+
+
+def test_replay_dry_run_prints_the_window_and_sends_nothing(kafka_broker, topic, database, settings, window):
+    since, until = window
+    code, out, err = run(["replay", "--container", "all", "--since", since, "--until", until, "--dry-run"], settings)
+    assert code == 0, err
+    assert sorted(tuple(line.split("\t")) for line in out.splitlines()) == INSIDE
+    assert read_topic(kafka_broker.bootstrap, topic) == []
+    assert "(dry run)" in err

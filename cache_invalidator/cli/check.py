@@ -2,7 +2,8 @@
 
 Everything here but the Cosmos DB reading (cosmos.py) is plain Python or
 confluent-kafka, so that it is tested against a real broker; the Cosmos DB
-findings are judged from plain facts (`CosmosFacts`) by `assess_cosmos`.
+findings are judged from plain facts (`CosmosFacts`, cosmos_facts.py) by
+`assess_cosmos`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from ..producer import setting_hint as kafka_hint
 from ..settings import KafkaSettings, Secret, Settings, SettingsError, TriggerSettings
+from .cosmos_facts import ContainerFacts, CosmosFacts
 from .errors import CosmosUnavailable
 from .report import Report, Section, parse_connection_string, redacted_connection_string, secret_values
 
@@ -85,15 +87,6 @@ def parse_settings(env: Mapping[str, str]) -> ParsedSettings:
             seen.add(str(error))
             errors.append(error)
     return ParsedSettings(trigger, settings, errors)
-
-
-def cosmos_endpoint(env: Mapping[str, str]) -> tuple[Optional[str], str]:
-    """(account endpoint, how the app authenticates), as the Functions host chooses: the connection string wins."""
-    connection = (env.get("COSMOSDB") or "").strip()
-    if connection:
-        return parse_connection_string(connection).get("AccountEndpoint"), "connection string"
-    endpoint = (env.get("COSMOSDB__accountEndpoint") or "").strip()
-    return (endpoint or None), "DefaultAzureCredential (managed identity)"
 
 
 def settings_section(report: Report, env: Mapping[str, str], parsed: ParsedSettings) -> None:
@@ -242,28 +235,6 @@ def _inspect_cluster(section: Section, client, kafka: KafkaSettings, errors: lis
 
 
 # -- Cosmos DB ----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class ContainerFacts:
-    """What Cosmos DB says about a container; `exists` False when it answered 404."""
-
-    name: str
-    exists: bool
-    rid: Optional[str] = None
-    partition_key_paths: tuple[str, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class CosmosFacts:
-    """What the Cosmos DB adapter read, as plain data."""
-
-    endpoint: str
-    database_exists: bool
-    database_rid: Optional[str] = None
-    containers: Mapping[str, ContainerFacts] = dataclasses.field(default_factory=dict)
-    # Lease documents (id, Owner, _ts), None when the lease container is missing.
-    leases: Optional[list[Mapping]] = None
 
 
 def cosmos_section(

@@ -17,7 +17,7 @@ from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
 from ..settings import TriggerSettings
-from .check import ContainerFacts, CosmosFacts, cosmos_endpoint
+from .cosmos_facts import ContainerFacts, CosmosFacts, cosmos_endpoint
 from .errors import CosmosUnavailable
 from .replay import stop_after_until
 from .report import parse_connection_string
@@ -127,14 +127,27 @@ def open_containers(env: Mapping[str, str], trigger: TriggerSettings, names: lis
             try:
                 container.read()
             except CosmosResourceNotFoundError:
+                _require_database(database, trigger.database)
                 raise CosmosUnavailable(f"container {name!r} does not exist in database {trigger.database!r}") from None
             containers[name] = container
         return client, containers
 
 
+def _require_database(database: DatabaseProxy, name: str) -> None:
+    """Raises naming COSMOSDB_NAME when the database itself is missing: a missing container is then no news."""
+    try:
+        database.read()
+    except CosmosResourceNotFoundError:
+        raise CosmosUnavailable(f"database {name!r} (COSMOSDB_NAME) does not exist") from None
+
+
 def change_feed_pages(container: ContainerProxy, since: datetime, until_ts: Optional[int], *,
                       setting: str = "COSMOSDB", page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[list]:
-    """The container's changes from `since`, feed range by feed range, as pages; each range up to until_ts or its end."""
+    """The container's changes from `since`, feed range by feed range, as pages; each range up to until_ts or its end.
+
+    A server may hand changes from before `since` too (the emulator ignores the
+    start time): replay_pages leaves them out by their _ts.
+    """
     endpoint = container.client_connection.url_connection
     with _reported(setting, endpoint):
         for feed_range in container.read_feed_ranges():

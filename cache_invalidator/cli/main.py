@@ -87,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
         help="send the invalidations of a window of changes again",
-        description="Reads the change feed of whisks and/or subjects from --since up to --until (by _ts)\n"
-                    "or the end of the feed, and sends each page's invalidations to the region's Kafka\n"
-                    "with the app's own translation, CLUSTER_ID filter and at-least-once producer.\n"
+        description="Reads the change feed of whisks and/or subjects from --since up to --until or the\n"
+                    "end of the feed (both bounded by _ts, to the second), and sends each page's\n"
+                    "invalidations to the region's Kafka with the app's own translation, CLUSTER_ID\n"
+                    "filter and at-least-once producer.\n"
                     "Times are ISO 8601 (2024-05-01T12:00:00Z); without an offset they are UTC.\n"
                     "The change feed holds each document's latest version only.\n\n"
                     "Exit status: 0 when every page was sent (or printed), 1 otherwise.")
@@ -149,6 +150,8 @@ def _replay(args, env: Mapping[str, str], stdout: TextIO, stderr: TextIO, page_s
              "all": [ContainerKind.WHISKS, ContainerKind.SUBJECTS]}[args.container]
     names = {ContainerKind.WHISKS: trigger.whisks_container, ContainerKind.SUBJECTS: trigger.subjects_container}
     until_ts = None if args.until is None else math.floor(args.until.timestamp())
+    # _ts counts whole seconds: a change in the second of --since is kept (at least once).
+    since_ts = math.floor(args.since.timestamp())
     if page_source is None:
         page_source = _cosmos_page_source
     from .errors import CosmosUnavailable
@@ -164,7 +167,8 @@ def _replay(args, env: Mapping[str, str], stdout: TextIO, stderr: TextIO, page_s
         return EXIT_FAILED
     try:
         sources = [ReplaySource(kind, names[kind], pages[names[kind]]) for kind in kinds]
-        return run_replay(settings, sources, until_ts=until_ts, dry_run=args.dry_run, out=stdout, err=stderr)
+        return run_replay(settings, sources, since_ts=since_ts, until_ts=until_ts, dry_run=args.dry_run,
+                          out=stdout, err=stderr)
     finally:
         close()
         close_shared_producers(timeout=5)

@@ -50,6 +50,18 @@ def after_until(document: Any, until_ts: Optional[int]) -> bool:
     return until_ts is not None and ts is not None and ts > until_ts
 
 
+def before_since(document: Any, since_ts: Optional[int]) -> bool:
+    """Changed before since_ts, by _ts.
+
+    The change feed's start time is the server's to honour: the emulator
+    ignores it and hands every change from the beginning. Bounding the
+    window by _ts as well makes a replay exact either way. A document
+    without _ts is kept: at least once.
+    """
+    ts = timestamp_of(document)
+    return since_ts is not None and ts is not None and ts < since_ts
+
+
 def stop_after_until(pages: Iterable[list], until_ts: Optional[int]) -> Iterator[list]:
     """The pages of one feed range up to the first that holds a change after until_ts.
 
@@ -69,6 +81,7 @@ class ReplaySummary:
     container: str
     pages: int = 0
     documents: int = 0
+    before_since: int = 0
     after_until: int = 0
     messages: int = 0
     own_cluster: int = 0
@@ -79,6 +92,8 @@ class ReplaySummary:
         done = "printed (dry run, not sent)" if dry_run else f"sent to {topic!r}"
         text = f"{self.container}: {self.documents} documents read in {self.pages} pages, {self.messages} messages {done}"
         details = []
+        if self.before_since:
+            details.append(f"{self.before_since} changed before --since left out")
         if self.after_until:
             details.append(f"{self.after_until} changed after --until left out")
         if self.own_cluster:
@@ -100,15 +115,20 @@ class ReplaySource:
 
 
 def replay_pages(pages: Iterable[Sequence[Any]], kind: ContainerKind, container: str, settings: Settings, *,
-                 until_ts: Optional[int] = None, dry_run: bool = False, out: Optional[TextIO] = None,
+                 since_ts: Optional[int] = None, until_ts: Optional[int] = None, dry_run: bool = False,
+                 out: Optional[TextIO] = None,
                  progress: Optional[tqdm] = None, summary: Optional[ReplaySummary] = None) -> ReplaySummary:
     """Sends (or, dry, prints to out) each page's invalidations; raises DeliveryError when Kafka did not take a page."""
     summary = summary if summary is not None else ReplaySummary(container)
     for page in pages:
-        documents = [document for document in page if not after_until(document, until_ts)]
+        early = [document for document in page if before_since(document, since_ts)]
+        late = [document for document in page if after_until(document, until_ts)]
+        documents = [document for document in page
+                     if not before_since(document, since_ts) and not after_until(document, until_ts)]
         summary.pages += 1
         summary.documents += len(page)
-        summary.after_until += len(page) - len(documents)
+        summary.before_since += len(early)
+        summary.after_until += len(late)
         batch = translate(documents, kind, **settings.translation_options())
         report_skipped(batch, container)
         if batch.invalidations:
@@ -139,7 +159,7 @@ def format_message(invalidation: Invalidation) -> str:
 
 
 def run_replay(settings: Settings, sources: Iterable[ReplaySource], *, until_ts: Optional[int], dry_run: bool,
-               out: TextIO, err: TextIO) -> int:
+               out: TextIO, err: TextIO, since_ts: Optional[int] = None) -> int:
     """Replays every source in turn, shows progress on a terminal and a summary at the end; 0, or 1 on failure."""
     summaries: list[ReplaySummary] = []
     failure: Optional[str] = None
@@ -149,8 +169,8 @@ def run_replay(settings: Settings, sources: Iterable[ReplaySource], *, until_ts:
         bar = tqdm(desc=source.container, unit=" docs", file=err, disable=not _is_terminal(err), leave=True)
         try:
             with logging_to(err):
-                replay_pages(source.pages, source.kind, source.container, settings, until_ts=until_ts,
-                             dry_run=dry_run, out=out, progress=bar, summary=summary)
+                replay_pages(source.pages, source.kind, source.container, settings, since_ts=since_ts,
+                             until_ts=until_ts, dry_run=dry_run, out=out, progress=bar, summary=summary)
         except DeliveryError as exc:
             failure = (
                 f"replay of {source.container!r} stopped: Kafka did not acknowledge a page: {exc}.\n"
