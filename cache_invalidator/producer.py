@@ -65,7 +65,7 @@ class _QueueDrain:
 
     def __init__(self, flush):
         self._flush = flush
-        self._changed = threading.Condition()
+        self._changed = threading.Condition(threading.Lock())
         self._flushing = False
         self._flushes = 0  # flushes ended so far
         self._emptied = 0  # the number of the last flush that left the queue empty

@@ -48,9 +48,8 @@ class SkippedNamespace:
     reason: str
 
 
-@dataclasses.dataclass(frozen=True)
-class TranslatedBatch:
-    """What a change batch becomes."""
+class TranslatedBatch(NamedTuple):
+    """What a change batch becomes (a tuple: one is made per batch, and a frozen dataclass costs more to make)."""
 
     invalidations: list[Invalidation]
     documents: int

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
 
+from cache_invalidator.handler import change_documents
 from cache_invalidator.translation import ContainerKind, translate
-from tests.app_loading import host_batch
 from tests.contract import contract_json, intended_keys, is_poison, utf8
 from tests.openwhisk_oracle import assert_openwhisk_reads_as_intended
 
@@ -155,24 +155,19 @@ def test_any_string_id_is_either_its_unescaped_key_or_reported_poison(doc_id, ki
     check_contract(batch, [{"id": doc_id}], kind, "cache-invalidator", None, False, openwhisk_parser)
 
 
-# The azure-functions Cosmos DB converter only accepts a JSON object or null
-# as a document: any other JSON value in the batch makes the library itself
-# raise (AttributeError: ... has no attribute 'items') before the function
-# runs. That is the library's behaviour, not this app's; the change feed only
-# ever holds objects. So through the converter, documents are objects or null.
 @SETTINGS
-@given(documents=st.lists(st.one_of(st.none(), DOCUMENT_OBJECT, st.dictionaries(ANY_TEXT, JSON, max_size=3)),
+@given(documents=st.lists(st.one_of(st.none(), DOCUMENT_OBJECT, st.dictionaries(ANY_TEXT, JSON, max_size=3), JSON),
                           max_size=6),
        kind=KINDS, cluster_id=CLUSTERS, auth_keys=st.booleans())
 @example(documents=[UFFFF_SUBJECT], kind=ContainerKind.SUBJECTS, cluster_id=None, auth_keys=True)
-def test_documents_through_the_host_converter_translate_as_the_json_says(documents, kind, cluster_id, auth_keys,
-                                                                         openwhisk_parser):
-    # What the host sends is JSON: round-trip through it first (tuples, NaN and
-    # the like become what a JSON reader gives back).
-    as_sent = json.loads(json.dumps(documents))
-    converted = host_batch(as_sent)
-    batch = translate(converted, kind, instance_id="cache-invalidator", cluster_id=cluster_id,
-                      invalidate_auth_keys=auth_keys)
+def test_documents_as_the_host_sends_them_translate_as_the_json_says(documents, kind, cluster_id, auth_keys,
+                                                                      openwhisk_parser):
+    # The function receives the host's JSON text (`changes: str`); the handler
+    # parses it (orjson, or json where orjson refuses, as for a lone surrogate).
+    text = json.dumps(documents)
+    as_sent = json.loads(text)
+    batch = translate(change_documents(text, kind.value), kind, instance_id="cache-invalidator",
+                      cluster_id=cluster_id, invalidate_auth_keys=auth_keys)
     check_contract(batch, as_sent, kind, "cache-invalidator", cluster_id, auth_keys, openwhisk_parser)
     assert batch == translate(as_sent, kind, instance_id="cache-invalidator", cluster_id=cluster_id,
                               invalidate_auth_keys=auth_keys)
