@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import math
 import os
 import threading
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import confluent_kafka
 from azure.functions.cosmosdb import CosmosDBTriggerConverter
 from azure.functions.meta import Datum
+from json.encoder import encode_basestring as _json_string
 
 from cache_invalidator.translation import ContainerKind
 from workload import ROOT, Batch
@@ -47,49 +49,71 @@ def load_function_app(env: Mapping[str, str]):
 
 
 def host_batch(json_text: str):
-    """The batch as the worker hands it to the function: the host's JSON through the library's converter."""
+    """The batch as the worker hands it to a `func.DocumentList` parameter: the host's JSON through the library's converter."""
     return CosmosDBTriggerConverter.decode(Datum(json_text, "json"), trigger_metadata=None)
 
 
 class AppPath:
-    """Path 1: host JSON -> azure-functions converter -> the app's function -> acknowledged by Kafka."""
+    """The app's path: the host's JSON text, handed as it is to the `changes: str` function, acknowledged by Kafka."""
 
     def __init__(self, module):
         self.module = module
         self._functions = {kind: module.bench_functions[name] for kind, name in FUNCTION_OF.items()}
 
     def run(self, batch: Batch) -> None:
-        self._functions[batch.kind](host_batch(batch.json))
+        self._functions[batch.kind](batch.json)
 
 
-class FunctionOnlyPath(AppPath):
-    """Path 1 without the converter: the function on a batch decoded beforehand, outside the timing."""
+class DocumentListPath(AppPath):
+    """The same app had its parameter been `func.DocumentList`: the library's converter, then the function's body."""
 
-    def prepare(self, batch: Batch):
-        return batch.kind, host_batch(batch.json)
+    def run(self, batch: Batch) -> None:
+        handler = self.module.handler
+        container = self.module.trigger.whisks_container if batch.kind is ContainerKind.WHISKS \
+            else self.module.trigger.subjects_container
+        handler.handle(host_batch(batch.json), batch.kind, container)
 
-    def run(self, prepared) -> None:
-        kind, documents = prepared
-        self._functions[kind](documents)
+
+class LimitPath:
+    """The limit: the work no implementation can skip, with the app's own producer config.
+
+    The host's JSON text parsed with json, each document's id unescaped into a
+    message and its key, every message produced, flush(). No filter, no poison
+    check, no deduplication, no error attribution, no log line.
+    """
+
+    def __init__(self, config: Mapping[str, object], topic: str, instance_id: str):
+        self.producer = confluent_kafka.Producer(dict(config))
+        self.topic = topic
+        self.start = b'{"instanceId":' + json.dumps(instance_id).encode() + b',"key":{"mainId":'
+
+    def run(self, batch: Batch) -> None:
+        produce, topic, start = self.producer.produce, self.topic, self.start
+        for doc in json.loads(batch.json):
+            main_id = doc["id"].replace("|", "/")
+            produce(topic, start + _json_string(main_id).encode() + b"}}", main_id)
+        if self.producer.flush(30):
+            raise RuntimeError("the limit's batch was not acknowledged within 30 s")
+
+    def close(self) -> None:
+        self.producer.flush(30)
+        self.producer.close()
 
 
-class _Receipts:
-    __slots__ = ("reported", "failed", "error")
+class _Failures:
+    """Failed deliveries: the app's producer config reports only those (delivery.report.only.error)."""
+
+    __slots__ = ("errors",)
 
     def __init__(self):
-        self.reported = 0
-        self.failed = 0
-        self.error = None
+        self.errors = []
 
     def __call__(self, error, _message):
-        self.reported += 1
-        if error is not None:
-            self.failed += 1
-            self.error = error
+        self.errors.append(error)
 
 
 class RawClient:
-    """Paths 2, 2b, 3 and 4: confluent-kafka alone, on the prebuilt messages, with the app's producer config."""
+    """confluent-kafka alone, on the prebuilt messages, with the app's producer config."""
 
     def __init__(self, config: Mapping[str, object], topic: str):
         self.config = dict(config)
@@ -97,45 +121,32 @@ class RawClient:
         self.timeout = int(config["message.timeout.ms"]) / 1000
         self.producer = confluent_kafka.Producer(self.config)
 
-    def _check(self, receipts: _Receipts, expected: int, what: str) -> None:
-        if receipts.reported != expected or receipts.failed:
-            raise RuntimeError(f"{what}: {receipts.reported} of {expected} reported, "
-                               f"{receipts.failed} failed ({receipts.error})")
+    def _flush(self, failures: _Failures, expected: int, what: str) -> None:
+        left = self.producer.flush(self.timeout)
+        if left or failures.errors:
+            raise RuntimeError(f"{what}: {left} of {expected} not acknowledged, {len(failures.errors)} failed "
+                               f"({failures.errors[-1] if failures.errors else None})")
 
     def acked_flush(self, batch: Batch) -> None:
-        """Path 2: produce the batch, flush(): returns once every message is acknowledged."""
-        receipts = _Receipts()
+        """Produce the batch's prebuilt messages, flush(): returns once every message is acknowledged."""
+        failures = _Failures()
         produce, topic = self.producer.produce, self.topic
         for message in batch.messages:
-            produce(topic, message.value, message.key, on_delivery=receipts)
-        self.producer.flush(self.timeout)
-        self._check(receipts, len(batch.messages), "raw batch")
-
-    def acked_poll(self, batch: Batch) -> None:
-        """Path 2b: the same, but waiting with poll() until the batch's own reports are in (no flush)."""
-        receipts = _Receipts()
-        produce, topic = self.producer.produce, self.topic
-        for message in batch.messages:
-            produce(topic, message.value, message.key, on_delivery=receipts)
-        deadline = time.monotonic() + self.timeout
-        expected = len(batch.messages)
-        while receipts.reported < expected and time.monotonic() < deadline:
-            self.producer.poll(self.timeout)
-        self._check(receipts, expected, "raw batch (poll)")
+            produce(topic, message.value, message.key, on_delivery=failures)
+        self._flush(failures, len(batch.messages), "raw batch")
 
     def naive(self, batch: Batch) -> None:
-        """Path 3: flush after every message."""
-        receipts = _Receipts()
+        """Naive: flush after every message."""
+        failures = _Failures()
         for message in batch.messages:
-            self.producer.produce(self.topic, message.value, message.key, on_delivery=receipts)
-            self.producer.flush(self.timeout)
-        self._check(receipts, len(batch.messages), "naive batch")
+            self.producer.produce(self.topic, message.value, message.key, on_delivery=failures)
+            self._flush(failures, 1, "naive batch")
 
     def fire_and_forget(self, batches: Sequence[Batch]) -> tuple[float, int]:
-        """Path 4: produce every batch, serving reports with poll(0) between batches, one flush at the end.
+        """Fire-and-forget: produce every batch, serving reports with poll(0) between batches, one flush at the end.
 
         Returns (seconds, messages)."""
-        receipts = _Receipts()
+        failures = _Failures()
         produce, poll, topic = self.producer.produce, self.producer.poll, self.topic
         expected = 0
         started = time.perf_counter()
@@ -143,16 +154,14 @@ class RawClient:
             for message in batch.messages:
                 while True:
                     try:
-                        produce(topic, message.value, message.key, on_delivery=receipts)
+                        produce(topic, message.value, message.key, on_delivery=failures)
                         break
                     except BufferError:
                         poll(0.001)
             expected += len(batch.messages)
             poll(0)
-        self.producer.flush(self.timeout)
-        seconds = time.perf_counter() - started
-        self._check(receipts, expected, "fire-and-forget")
-        return seconds, expected
+        self._flush(failures, expected, "fire-and-forget")
+        return time.perf_counter() - started, expected
 
     def close(self) -> None:
         if self.producer is not None:
@@ -162,65 +171,61 @@ class RawClient:
 
 
 class StageTimes:
-    """Per-batch wall time of path 1's stages: converter, translate, deliver, the rest of the function.
+    """Per-batch wall time of the app path's stages: parse, translate, deliver, the rest of the function.
 
-    A context manager: wraps handler.translate and InvalidationProducer.deliver with timers (bench only)."""
+    A context manager: wraps handler.change_documents, handler.translate and
+    InvalidationProducer.deliver with timers (a few µs a batch; bench only)."""
+
+    STAGES = ("parse", "translate", "deliver")
 
     def __init__(self, app: AppPath):
         self.app = app
         self.reset()
 
     def reset(self) -> None:
-        self.stages: dict[str, list[float]] = {"converter": [], "translate": [], "deliver": [], "rest": [], "total": []}
+        self.stages: dict[str, list[float]] = {name: [] for name in (*self.STAGES, "rest", "total")}
 
     def medians_ms(self) -> dict[str, float]:
         import statistics
 
         return {name: statistics.median(values) * 1000 for name, values in self.stages.items() if values}
 
+    def _timed(self, name: str, function: Callable) -> Callable:
+        clock, current = time.perf_counter, self._current
+
+        def timed(*args, **kwargs):
+            began = clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                current[name] = clock() - began
+        return timed
+
     def __enter__(self):
         from cache_invalidator import handler, producer
 
-        self._handler, self._producer = handler, producer
-        self._translate, self._deliver = handler.translate, producer.InvalidationProducer.deliver
-        current = self._current = {}
-        clock = time.perf_counter
-
-        def translate(*args, **kwargs):
-            began = clock()
-            try:
-                return self._translate(*args, **kwargs)
-            finally:
-                current["translate"] = clock() - began
-
-        def deliver(producer_self, invalidations):
-            began = clock()
-            try:
-                return self._deliver(producer_self, invalidations)
-            finally:
-                current["deliver"] = clock() - began
-
-        handler.translate = translate
-        producer.InvalidationProducer.deliver = deliver
+        self._current = {}
+        self._originals = (handler.change_documents, handler.translate, producer.InvalidationProducer.deliver)
+        handler.change_documents = self._timed("parse", handler.change_documents)
+        handler.translate = self._timed("translate", handler.translate)
+        producer.InvalidationProducer.deliver = self._timed("deliver", producer.InvalidationProducer.deliver)
         return self
 
     def __exit__(self, *exc):
-        self._handler.translate = self._translate
-        self._producer.InvalidationProducer.deliver = self._deliver
+        from cache_invalidator import handler, producer
+
+        handler.change_documents, handler.translate, producer.InvalidationProducer.deliver = self._originals
 
     def run(self, batch: Batch) -> None:
         clock = time.perf_counter
         began = clock()
-        documents = host_batch(batch.json)
-        decoded = clock()
-        self.app._functions[batch.kind](documents)
-        ended = clock()
+        self.app.run(batch)
+        total = clock() - began
         c = self._current
-        self.stages["converter"].append(decoded - began)
-        self.stages["translate"].append(c["translate"])
-        self.stages["deliver"].append(c["deliver"])
-        self.stages["rest"].append(ended - decoded - c["translate"] - c["deliver"])
-        self.stages["total"].append(ended - began)
+        for name in self.STAGES:
+            self.stages[name].append(c[name])
+        self.stages["rest"].append(total - sum(c[name] for name in self.STAGES))
+        self.stages["total"].append(total)
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Benchmark the path from change batch to acknowledged invalidation.
+"""Benchmark the path from change batch to acknowledged invalidation, against its limit.
 
     .venv/bin/python -m pip install -r bench/requirements.txt   # once
-    .venv/bin/python bench/run.py            # the full run, 3 to 7 minutes on 2 cores
+    .venv/bin/python bench/run.py            # the full run, about 5 minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run with a tenth of the batches; writes nothing
-    .venv/bin/python bench/run.py --profile  # path 1 by stage, and cProfile at 100 documents: bench/profile.txt
+    .venv/bin/python bench/run.py --profile  # the app path by stage, and cProfile at 100 documents: bench/profile.txt
 
 It starts its own single-node Kafka broker with scripts/kafka (state in a
 temporary directory, removed at the end), unless KAFKA_HOSTS is set: then that
@@ -12,20 +12,21 @@ broker is used, with the other KAFKA_* settings of the environment, and the
 bench's topic is created there if missing.
 
 Every figure comes from ONE run, the paths interleaved in rounds, so that the
-ratios hold on a noisy machine:
-  1.  the app's own path: the batch as the host's JSON, the azure-functions
-      converter, the function, acknowledged by Kafka;
-  2.  the raw ceiling: confluent-kafka producing the same prebuilt messages with
-      the same producer config, flush() per batch;
-  3.  naive: flush() after every message;
-  4.  fire-and-forget: everything produced, one flush() at the end;
-  2b. path 2 waiting for the batch's reports with poll() instead of flush();
-1c. path 1 without the converter (the batch decoded beforehand, outside the
-      timing): our code and Kafka only;
-and paths 1, 2 and 2b again with librdkafka's default linger.ms of 5 ms
-(KAFKA_PRODUCER_LINGER_MS=5), the default before commit 3de4574 made it 0.
-Also: parallel leases (1, 2, 8 threads), translation alone, cold start
-(import time, first invocation, RSS) in fresh interpreters.
+ratios hold on a noisy machine. For whisks batches of 1, 10, 100 and 1000:
+  app        the host's JSON text handed to the `changes: str` function (what the
+             worker hands a str parameter), returning once Kafka acknowledged all;
+  limit      the same text, then only what no implementation can skip: json.loads,
+             each id unescaped into a message, produce, flush() (measure.LimitPath);
+  app_doclist  the app had its parameter been func.DocumentList: the library's
+             converter, then the function's body;
+  raw        confluent-kafka producing the batch's prebuilt messages, flush();
+  naive      flush() after every message;
+  fire       everything produced, one flush() at the end.
+The headline is app / limit. Also: parallel leases (1, 2 and 8 threads), parsing and translation alone, cold start (import time, first
+invocation, RSS) in fresh interpreters, and, when the runtime suite's Python
+3.13 environment exists, invocation request to response through Microsoft's
+worker runtime for both annotations (bench/runtime_invocations.py). --profile
+times the app path by stage beside the limit, and profiles it.
 
 Writes bench/results.json, the generated part of docs/BENCHMARKS.md and
 docs/benchmark-throughput.png (not with --quick). No test asserts a time.
@@ -59,6 +60,7 @@ ROOT = BENCH.parent
 sys.path.insert(1, str(ROOT))
 
 import confluent_kafka  # noqa: E402
+import orjson  # noqa: E402
 
 from cache_invalidator.producer import close_shared_producers  # noqa: E402
 from cache_invalidator.settings import Settings  # noqa: E402
@@ -69,13 +71,11 @@ import workload  # noqa: E402
 
 SIZES = (1, 10, 100, 1000)
 ROUNDS = 10
-# Batches per batch size, for each acknowledged path (1, 2 and the linger.ms=0 pair).
+# Batches per batch size, for each acknowledged path.
 ACKED_BATCHES = {1: 3000, 10: 2000, 100: 1000, 1000: 200}
-# Path 2b: a diagnostic that waits linger.ms per batch; fewer batches.
-POLL_BATCHES = {1: 600, 10: 600, 100: 600, 1000: 200}
-# Path 3 sends one request per message: its large batches take long.
+# The naive path sends one request per message: its large batches take long.
 NAIVE_BATCHES = {1: 1000, 10: 300, 100: 60, 1000: 10}
-# Path 4: documents produced per batch size.
+# Fire-and-forget: documents produced per batch size.
 FIRE_DOCUMENTS = 200_000
 WARMUP_BATCHES = 30
 PARALLEL_THREADS = (1, 2, 8)
@@ -85,9 +85,7 @@ PARALLEL_ROUNDS = 4
 TRANSLATION_REPEATS = 80
 COLD_STARTS = 7
 TOPIC = "bench-cache-invalidation"
-
-# The producer config as shipped (linger.ms 0 since 3de4574), and librdkafka's default linger.ms beside it.
-VARIANTS = {"shipped": {}, "linger5": {"KAFKA_PRODUCER_LINGER_MS": "5"}}
+RUNTIME_PYTHON = ROOT / ".cache" / "venv-runtime-3.13" / "bin" / "python"
 
 log = logging.getLogger("bench")
 
@@ -203,6 +201,7 @@ def describe_machine(kafka_version: str) -> dict:
         "confluent_kafka": confluent_kafka.__version__,
         "librdkafka": confluent_kafka.libversion()[0],
         "azure_functions": version("azure-functions"),
+        "orjson": orjson.__version__,
         "kafka": kafka_version,
         "java": java,
         "git_commit": commit + (" (cache_invalidator/ or function_app.py modified)" if dirty else ""),
@@ -216,9 +215,9 @@ def describe_machine(kafka_version: str) -> dict:
 # --------------------------------------------------------------------------
 
 _IMPORT_CHILD = """
-import time
+import sys, time
 began = time.perf_counter()
-import function_app
+import {module}
 print(time.perf_counter() - began)
 """
 
@@ -238,16 +237,18 @@ began = time.perf_counter()
 import function_app
 figures["import_s"] = time.perf_counter() - began
 figures["rss_after_import_mib"] = rss_mib()
-from azure.functions.cosmosdb import CosmosDBTriggerConverter
-from azure.functions.meta import Datum
 function = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}["invalidate_whisks"]
+figures["indexed_s"] = time.perf_counter() - began
 began = time.perf_counter()
-function(CosmosDBTriggerConverter.decode(Datum(texts[0], "json"), trigger_metadata=None))
+function(texts[0])
 figures["first_invocation_s"] = time.perf_counter() - began
+began = time.perf_counter()
+function(texts[1])
+figures["second_invocation_s"] = time.perf_counter() - began
 figures["rss_after_first_invocation_mib"] = rss_mib()
-for text in texts[1:]:
-    function(CosmosDBTriggerConverter.decode(Datum(text, "json"), trigger_metadata=None))
-figures["later_batches"] = len(texts) - 1
+for text in texts[2:]:
+    function(text)
+figures["later_batches"] = len(texts) - 2
 figures["rss_after_later_batches_mib"] = rss_mib()
 from cache_invalidator.producer import close_shared_producers
 close_shared_producers()
@@ -261,34 +262,55 @@ def _child_env(app_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def cold_start(app_env: dict[str, str], first_batch: workload.Batch, later: list[workload.Batch]) -> dict:
-    env = _child_env(app_env)
-    imports, walls = [], []
+def _import_times(module: str, env: dict[str, str]) -> list[float]:
+    times = []
     for attempt in range(COLD_STARTS + 1):  # the first one warms the file cache and is dropped
-        began = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _IMPORT_CHILD], cwd=ROOT, env=env,
+        proc = subprocess.run([sys.executable, "-c", _IMPORT_CHILD.format(module=module)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
-        wall = time.perf_counter() - began
         if proc.returncode != 0:
-            raise RuntimeError(f"import function_app failed in a fresh interpreter:\n{proc.stderr}")
+            raise RuntimeError(f"import {module} failed in a fresh interpreter:\n{proc.stderr}")
         if attempt:
-            imports.append(float(proc.stdout.strip().splitlines()[-1]))
-            walls.append(wall)
-    texts = [first_batch.json] + [b.json for b in later]
+            times.append(float(proc.stdout.strip().splitlines()[-1]))
+    return times
+
+
+def cold_start(app_env: dict[str, str], first: workload.Batch, later: list[workload.Batch]) -> dict:
+    env = _child_env(app_env)
+    # The library's own import, measured apart, is the floor under the app's.
+    app = _import_times("function_app", env)
+    library = _import_times("azure.functions", env)
+    texts = [first.json] + [b.json for b in later]
     proc = subprocess.run([sys.executable, "-c", _FIRST_INVOCATION_CHILD], cwd=ROOT, env=env,
                           input=json.dumps(texts), capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"the first-invocation child failed:\n{proc.stderr}")
     child = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
-        "import_s_median": statistics.median(imports),
-        "import_s_min": min(imports),
-        "import_s_max": max(imports),
-        "import_runs": len(imports),
-        "process_s_median": statistics.median(walls),
+        "import_s_median": statistics.median(app),
+        "import_s_min": min(app),
+        "import_s_max": max(app),
+        "library_import_s_median": statistics.median(library),
+        "own_import_s_median": statistics.median(app) - statistics.median(library),
+        "import_runs": len(app),
         "later_batch_size": later[0].documents if later else 0,
         **child,
     }
+
+
+# --------------------------------------------------------------------------
+# Microsoft's worker runtime (Python 3.13, the runtime suite's environment)
+# --------------------------------------------------------------------------
+
+def runtime_invocations(app_env: dict[str, str]) -> dict | None:
+    """Invocation request to response through azure-functions-runtime, for both annotations; None without 3.13."""
+    if not RUNTIME_PYTHON.exists():
+        log.info("no %s (scripts/test makes it): the worker runtime is not timed", RUNTIME_PYTHON)
+        return None
+    proc = subprocess.run([str(RUNTIME_PYTHON), str(BENCH / "runtime_invocations.py")], cwd=ROOT,
+                          env=_child_env(app_env), capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench/runtime_invocations.py failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------
@@ -297,7 +319,7 @@ def cold_start(app_env: dict[str, str], first_batch: workload.Batch, later: list
 
 def first_message_times(config: dict, topic: str, batch: workload.Batch, repeats: int = 3) -> dict:
     """Time to the first acknowledgement of a brand-new raw producer, with and without idempotence:
-    what the first invocation's Kafka part is made of."""
+    what a first invocation would wait for had the producer not started while the app loaded."""
     figures = {}
     for idempotence in (True, False):
         times = []
@@ -311,63 +333,57 @@ def first_message_times(config: dict, topic: str, batch: workload.Batch, repeats
     return figures
 
 
-def app_environment(hosts: str, topic: str, user_kafka: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+def app_environment(hosts: str, topic: str, user_kafka: dict[str, str]) -> dict[str, str]:
     env = dict(measure.BASE_SETTINGS)
     env.update({k: v for k, v in user_kafka.items() if k not in ("KAFKA_HOSTS", "KAFKA_TOPIC")})
     env.update({"KAFKA_HOSTS": hosts, "KAFKA_TOPIC": topic})
-    env.update(extra)
     return env
 
 
-def translation_alone(pools: dict[ContainerKind, list[workload.Batch]], settings: Settings) -> dict:
-    """µs per document of the converter and of translate(), the kinds and variants alternating."""
-    options = dict(instance_id=settings.instance_id, cluster_id=settings.cluster_id,
-                   invalidate_auth_keys=settings.invalidate_auth_keys)  # as the handler passes them
-    samples = {kind: {"decode": [], "documents": [], "dicts": []} for kind in pools}
+def parsing_and_translation(pools: dict[ContainerKind, list[workload.Batch]], settings: Settings) -> dict:
+    """µs per document of json, orjson, the library's converter and translate(), the kinds alternating."""
+    options = settings.translation_options()
+    names = ("json", "orjson", "converter", "translate")
+    samples = {kind: {name: [] for name in names} for kind in pools}
     clock = time.perf_counter
     for repeat in range(TRANSLATION_REPEATS):
         for kind, pool in pools.items():
-            batch = pool[repeat % len(pool)]
+            text = pool[repeat % len(pool)].json
             into = samples[kind]
-            began = clock()
-            documents = measure.host_batch(batch.json)
-            into["decode"].append(clock() - began)
+            for name, parse in (("json", json.loads), ("orjson", orjson.loads), ("converter", measure.host_batch)):
+                began = clock()
+                parse(text)
+                into[name].append(clock() - began)
+            documents = orjson.loads(text)
             began = clock()
             translate(documents, kind, **options)
-            into["documents"].append(clock() - began)
-            plain = json.loads(batch.json)
-            began = clock()
-            translate(plain, kind, **options)
-            into["dicts"].append(clock() - began)
+            into["translate"].append(clock() - began)
     figures = {}
     for kind, pool in pools.items():
-        per_doc = {name: statistics.median(values) / pool[0].documents * 1e6 for name, values in samples[kind].items()}
         figures[kind.value] = {
             "batch_size": pool[0].documents,
             "messages_per_document": len(pool[0].messages) / pool[0].documents,
-            "converter_decode_us_per_doc": per_doc["decode"],
-            "translate_us_per_doc": per_doc["documents"],
-            "translate_plain_dicts_us_per_doc": per_doc["dicts"],
+            **{f"{name}_us_per_doc": statistics.median(values) / pool[0].documents * 1e6
+               for name, values in samples[kind].items()},
         }
     return figures
 
 
-def parallel(apps: dict, whisks: list, subjects: list, batches: int) -> dict:
-    """Parallel leases for each code variant and thread count, interleaved in rounds."""
-    cells = [(name, threads) for name in VARIANTS for threads in PARALLEL_THREADS]
-    runs: dict = {cell: [] for cell in cells}
+def parallel(app: measure.AppPath, whisks: list, subjects: list, batches: int) -> dict:
+    """Parallel leases, each thread count in turn, in rounds."""
+    runs: dict = {threads: [] for threads in PARALLEL_THREADS}
     for rnd in range(PARALLEL_ROUNDS):
-        shift = rnd % len(cells)
-        for name, threads in cells[shift:] + cells[:shift]:
+        shift = rnd % len(PARALLEL_THREADS)
+        for threads in PARALLEL_THREADS[shift:] + PARALLEL_THREADS[:shift]:
             per_thread = max(1, batches // PARALLEL_ROUNDS // threads)
-            runs[(name, threads)].append(measure.parallel_leases(apps[name], threads, per_thread, whisks, subjects))
+            runs[threads].append(measure.parallel_leases(app, threads, per_thread, whisks, subjects))
     results: dict = {}
-    for (name, threads), parts in runs.items():
+    for threads, parts in runs.items():
         latencies = [x for part in parts for x in part.pop("latencies")]
         figures = measure.summarize(latencies, sum(p["documents"] for p in parts), sum(p["messages"] for p in parts),
                                     seconds=sum(p["seconds"] for p in parts))
         figures["threads"] = threads
-        results.setdefault(name, {})[threads] = figures
+        results[threads] = figures
     return results
 
 
@@ -377,15 +393,13 @@ def run(args, user_kafka: dict[str, str]) -> dict:
     def scaled(n: int) -> int:
         return max(ROUNDS, int(n * scale) // ROUNDS * ROUNDS)
 
-    results: dict = {"command": args.command, "quick": args.quick, "partitions": args.partitions,
-                     "rounds": ROUNDS, "variants": VARIANTS}
+    results: dict = {"command": args.command, "quick": args.quick, "partitions": args.partitions, "rounds": ROUNDS}
     with kafka_broker(args.topic, args.partitions, user_kafka) as broker:
         results["machine"] = describe_machine(broker["version"])
-        envs = {name: app_environment(broker["hosts"], args.topic, user_kafka, extra) for name, extra in VARIANTS.items()}
-        settings = Settings.from_env(envs["shipped"])
-        results["producer_config"] = {
-            name: {k: v for k, v in Settings.from_env(env).kafka.producer_config().items() if "sasl.password" not in k}
-            for name, env in envs.items()}
+        env = app_environment(broker["hosts"], args.topic, user_kafka)
+        settings = Settings.from_env(env)
+        config = settings.kafka.producer_config()
+        results["producer_config"] = {k: v for k, v in config.items() if "sasl.password" not in k}
 
         log.info("building the change batches")
         whisks = {}
@@ -397,42 +411,29 @@ def run(args, user_kafka: dict[str, str]) -> dict:
         subjects_100 = workload.make_batches(ContainerKind.SUBJECTS, PARALLEL_SIZE, 100, 0, settings)
         subjects_1000 = workload.make_batches(ContainerKind.SUBJECTS, 1000, 5, 10_000, settings)
 
-        apps, raws, modules = {}, {}, {}
-        results["first_invocation_in_bench_ms"] = {}
-        for name, env in envs.items():
-            modules[name] = measure.load_function_app(env)
-            apps[name] = measure.AppPath(modules[name])
-            began = time.perf_counter()
-            apps[name].run(whisks[1][0])  # creates the shared producer: connection, metadata, producer id
-            results["first_invocation_in_bench_ms"][name] = (time.perf_counter() - began) * 1000
-            check_settings(modules[name], env)
-            raws[name] = measure.RawClient(Settings.from_env(env).kafka.producer_config(), args.topic)
-            raws[name].acked_flush(whisks[1][0])
-        # Path 1 without the converter: our code and Kafka only.
-        function_only = measure.FunctionOnlyPath(modules["shipped"])
-
-        # Path 1 runs through StageTimes: the converter, translate and deliver timed apart (a few µs a batch).
-        staged = {"app": measure.StageTimes(apps["shipped"]), "app_linger5": measure.StageTimes(apps["linger5"])}
+        module = measure.load_function_app(env)
+        app = measure.AppPath(module)
+        began = time.perf_counter()
+        app.run(whisks[1][0])
+        results["first_invocation_in_bench_ms"] = (time.perf_counter() - began) * 1000
+        if module.handler.settings != settings:
+            raise RuntimeError("the app's settings are not the bench's: invoke it before changing os.environ")
+        limit = measure.LimitPath(config, args.topic, settings.instance_id)
+        raw = measure.RawClient(config, args.topic)
         acked = {
-            "app": staged["app"].run,
-            "raw": raws["shipped"].acked_flush,
-            "naive": raws["shipped"].naive,
-            "app_fn": function_only.run,
-            "app_linger5": staged["app_linger5"].run,
-            "raw_linger5": raws["linger5"].acked_flush,
-            "raw_poll_linger5": raws["linger5"].acked_poll,
+            "app": app.run,
+            "limit": limit.run,
+            "app_doclist": measure.DocumentListPath(module).run,
+            "raw": raw.acked_flush,
+            "naive": raw.naive,
         }
-        prepare = {"app_fn": function_only.prepare}
         counts = {name: ACKED_BATCHES for name in acked}
-        counts.update(raw_poll_linger5=POLL_BATCHES, naive=NAIVE_BATCHES)
+        counts["naive"] = NAIVE_BATCHES
         log.info("warming up the broker and every path")
-        warm_broker(raws["shipped"], whisks[100])
-        for name, run_batch in acked.items():
-            with staged.get(name, contextlib.nullcontext()):
-                measure.timed_batches(run_batch, whisks[10], 0, WARMUP_BATCHES, prepare.get(name))
-        for stages in staged.values():
-            stages.reset()
-        raws["shipped"].fire_and_forget(whisks[10][:WARMUP_BATCHES])
+        warm_broker(raw, whisks[100])
+        for run_batch in acked.values():
+            measure.timed_batches(run_batch, whisks[10], 0, WARMUP_BATCHES)
+        raw.fire_and_forget(whisks[10][:WARMUP_BATCHES])
         # The bench's own objects (batches, modules) out of the collector's way, as a worker would not hold them.
         gc.collect()
         gc.freeze()
@@ -450,55 +451,45 @@ def run(args, user_kafka: dict[str, str]) -> dict:
                 for name in order[shift:] + order[:shift]:
                     if name == "fire":
                         chunk = [pool[(rnd * fire_batches + i) % len(pool)] for i in range(fire_batches)]
-                        seconds, messages = raws["shipped"].fire_and_forget(chunk)
+                        seconds, messages = raw.fire_and_forget(chunk)
                         fire_seconds += seconds
                         fire_messages += messages
                         fire_docs += size * len(chunk)
                         continue
                     per_round = scaled(counts[name][size]) // ROUNDS
-                    with staged.get(name, contextlib.nullcontext()):
-                        latencies[name] += measure.timed_batches(acked[name], pool, rnd * per_round, per_round,
-                                                                 prepare.get(name))
-            for name, stages in staged.items():
-                results.setdefault("stages", {}).setdefault(name, {})[size] = stages.medians_ms()
-                stages.reset()
+                    latencies[name] += measure.timed_batches(acked[name], pool, rnd * per_round, per_round)
             for name, values in latencies.items():
                 messages = sum(len(pool[i % len(pool)].messages) for i in range(len(values)))
                 paths[name][size] = measure.summarize(values, size * len(values), messages)
             paths["fire"][size] = measure.summarize([], fire_docs, fire_messages, seconds=fire_seconds)
-            log.info("batch size %4d: app %9.0f docs/s, raw %9.0f docs/s, ratio %.2f (%.0f s)", size,
-                     paths["app"][size]["docs_per_s"], paths["raw"][size]["docs_per_s"],
-                     paths["app"][size]["docs_per_s"] / paths["raw"][size]["docs_per_s"],
-                     time.perf_counter() - started)
+            log.info("batch size %4d: app %9.0f docs/s, limit %9.0f docs/s, app/limit %.2f (%.0f s)", size,
+                     paths["app"][size]["docs_per_s"], paths["limit"][size]["docs_per_s"],
+                     report.ratio({"paths": paths}, "app", "limit", size), time.perf_counter() - started)
         results["paths"] = paths
 
         log.info("parallel leases")
-        results["parallel"] = parallel(apps, whisks[PARALLEL_SIZE], subjects_100, scaled(PARALLEL_BATCHES))
-        for name, by_threads in results["parallel"].items():
-            for threads, figures in by_threads.items():
-                log.info("%s, %d thread(s): %.0f docs/s, p50 %.2f ms, p99 %.2f ms", name, threads,
-                         figures["docs_per_s"], figures["p50_ms"], figures["p99_ms"])
+        results["parallel"] = parallel(app, whisks[PARALLEL_SIZE], subjects_100, scaled(PARALLEL_BATCHES))
+        for threads, figures in results["parallel"].items():
+            log.info("%d thread(s): %.0f docs/s, p50 %.2f ms, p99 %.2f ms", threads,
+                     figures["docs_per_s"], figures["p50_ms"], figures["p99_ms"])
 
-        log.info("translation alone")
-        results["translation"] = translation_alone(
+        log.info("parsing and translation alone")
+        results["translation"] = parsing_and_translation(
             {ContainerKind.WHISKS: whisks[1000], ContainerKind.SUBJECTS: subjects_1000}, settings)
 
         close_shared_producers()
-        for raw in raws.values():
-            raw.close()
+        limit.close()
+        raw.close()
 
-        log.info("cold start: import function_app in %d fresh interpreters, then a first invocation", COLD_STARTS)
-        results["cold_start"] = cold_start(envs["shipped"], whisks[1][1], whisks[100][:100])
-        results["cold_start"]["first_message_of_a_new_producer_ms"] = first_message_times(
-            Settings.from_env(envs["shipped"]).kafka.producer_config(), args.topic, whisks[1][2])
+        log.info("cold start: import function_app and azure.functions in %d fresh interpreters each, "
+                 "then a first invocation", COLD_STARTS)
+        results["cold_start"] = cold_start(env, whisks[1][1], whisks[1][2:3] + whisks[100][:100])
+        results["cold_start"]["first_message_of_a_new_producer_ms"] = first_message_times(config, args.topic,
+                                                                                          whisks[1][2])
+        log.info("invocations through Microsoft's worker runtime")
+        results["runtime"] = runtime_invocations(env)
         results["machine"]["load_average_after"] = os.getloadavg()
     return results
-
-
-def check_settings(module, env: dict[str, str]) -> None:
-    """The app parsed the settings it was meant to (they are read from os.environ at its first invocation)."""
-    if module.handler.settings != Settings.from_env(env):
-        raise RuntimeError("the app's settings are not the variant's: invoke it before changing os.environ")
 
 
 def warm_broker(raw: measure.RawClient, pool: list, seconds: float = 10.0) -> None:
@@ -511,78 +502,54 @@ def warm_broker(raw: measure.RawClient, pool: list, seconds: float = 10.0) -> No
         index += 10
 
 
-def breakdown(apps: dict, raws: dict, pools: dict, out) -> None:
-    """Median wall time per batch of path 1's stages, beside path 2 with the same producer config,
-    the configs and paths taking turns in rounds."""
-    rows = []
-    for size, pool in pools.items():
-        staged = {name: measure.StageTimes(app) for name, app in apps.items()}
-        raw: dict[str, list[float]] = {name: [] for name in apps}
-        per_round = max(2, 20_000 // size // ROUNDS)
-        for rnd in range(ROUNDS):
-            for name in apps:
-                with staged[name]:
-                    measure.timed_batches(staged[name].run, pool, rnd * per_round, per_round)
-                raw[name] += measure.timed_batches(raws[name].acked_flush, pool, rnd * per_round, per_round)
-        for name in apps:
-            rows.append((size, name, staged[name].medians_ms(), statistics.median(raw[name]) * 1000))
-    print("== path 1 by stage: median ms per batch (without the profiler); path 2 = raw flush() per batch, "
-          "same producer config\n", file=out)
-    print(f"{'docs':>5}  {'code and config':<32}{'converter':>10}{'translate':>10}{'deliver':>9}{'rest':>7}"
-          f"{'total':>8}{'path 2':>8}", file=out)
-    for size, name, m, raw in rows:
-        print(f"{size:>5}  {name:<32}{m['converter']:>10.2f}{m['translate']:>10.2f}{m['deliver']:>9.2f}"
-              f"{m['rest']:>7.2f}{m['total']:>8.2f}{raw:>8.2f}", file=out)
-    print("\n(rest: settings, logging and the function's own frames; total is the median of the sums, "
-          "not the sum of the medians)\n\n", file=out)
-
-
 def profile(args, user_kafka: dict[str, str]) -> str:
-    """Path 1 by stage at 100 and 1000 documents, then cProfile of path 1 at 100; the text report."""
+    """The app path by stage beside the limit at 10, 100 and 1000 documents, then cProfile at 100; the text."""
     size, batches = 100, 300
     out = io.StringIO()
     with kafka_broker(args.topic, args.partitions, user_kafka) as broker:
-        settings = Settings.from_env(app_environment(broker["hosts"], args.topic, user_kafka, {}))
-        pool = workload.make_batches(ContainerKind.WHISKS, size, 50, 0, settings)
-        pools = {100: pool, 1000: workload.make_batches(ContainerKind.WHISKS, 1000, 10, 10_000, settings)}
-        staged_apps, raws = {}, {}
-        for name, extra in VARIANTS.items():
-            env = app_environment(broker["hosts"], args.topic, user_kafka, extra)
-            staged_apps[name] = measure.AppPath(measure.load_function_app(env))
-            # Settings are read at the first invocation, from os.environ as it is then: invoke now.
-            staged_apps[name].run(pool[0])
-            check_settings(staged_apps[name].module, env)
-            raws[name] = measure.RawClient(Settings.from_env(env).kafka.producer_config(), args.topic)
-        warm_broker(raws["shipped"], pool)
-        for app in staged_apps.values():
-            measure.timed_batches(app.run, pool, 0, WARMUP_BATCHES)
-        breakdown(staged_apps, raws, pools, out)
+        env = app_environment(broker["hosts"], args.topic, user_kafka)
+        settings = Settings.from_env(env)
+        pools = {n: workload.make_batches(ContainerKind.WHISKS, n, max(10, 5000 // n), 0, settings)
+                 for n in (10, 100, 1000)}
+        app = measure.AppPath(measure.load_function_app(env))
+        limit = measure.LimitPath(settings.kafka.producer_config(), args.topic, settings.instance_id)
+        raw = measure.RawClient(settings.kafka.producer_config(), args.topic)
+        warm_broker(raw, pools[100])
+        staged = measure.StageTimes(app)
+        print("== the app path by stage: median ms per batch (without the profiler), beside the limit\n", file=out)
+        print(f"{'docs':>5}{'parse':>9}{'translate':>10}{'deliver':>9}{'rest':>7}{'total':>8}{'limit':>8}", file=out)
+        for n, pool in pools.items():
+            limits: list[float] = []
+            per_round = max(2, 10_000 // n // ROUNDS)
+            for rnd in range(ROUNDS):
+                with staged:
+                    measure.timed_batches(staged.run, pool, rnd * per_round, per_round)
+                limits += measure.timed_batches(limit.run, pool, rnd * per_round, per_round)
+            m = staged.medians_ms()
+            staged.reset()
+            print(f"{n:>5}{m['parse']:>9.3f}{m['translate']:>10.3f}{m['deliver']:>9.3f}{m['rest']:>7.3f}"
+                  f"{m['total']:>8.3f}{statistics.median(limits) * 1000:>8.3f}", file=out)
+        print("\n(rest: settings, the log line and the function's own frames; total is the median of the sums)\n\n",
+              file=out)
+        pool = pools[size]
+        plain = measure.timed_batches(app.run, pool, 0, batches)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        profiled = measure.timed_batches(app.run, pool, 0, batches)
+        profiler.disable()
+        print(f"== the app path, {batches} batches of {size} whisks documents", file=out)
+        print(f"   per batch: mean {statistics.mean(plain) * 1000:.2f} ms without the profiler, "
+              f"{statistics.mean(profiled) * 1000:.2f} ms under it\n", file=out)
+        for key, top in (("tottime", 15), ("cumulative", 25)):
+            text = io.StringIO()
+            stats = pstats.Stats(profiler, stream=text)
+            stats.strip_dirs().sort_stats(key).print_stats(top)
+            body = text.getvalue()
+            body = body[body.index("   ncalls"):] if "   ncalls" in body else body
+            print(f"-- sorted by {key}, top {top}\n{body}", file=out)
         close_shared_producers()
-        for raw in raws.values():
-            raw.close()
-        for name, extra in VARIANTS.items():
-            env = app_environment(broker["hosts"], args.topic, user_kafka, extra)
-            app = measure.AppPath(measure.load_function_app(env))
-            measure.timed_batches(app.run, pool, 0, WARMUP_BATCHES)
-            check_settings(app.module, env)
-            plain = measure.timed_batches(app.run, pool, 0, batches)
-            profiler = cProfile.Profile()
-            profiler.enable()
-            profiled = measure.timed_batches(app.run, pool, 0, batches)
-            profiler.disable()
-            print(f"== path 1, {batches} batches of {size} whisks documents, producer config {name} {extra or ''}",
-                  file=out)
-            print(f"   per batch: mean {statistics.mean(plain) * 1000:.2f} ms without the profiler, "
-                  f"{statistics.mean(profiled) * 1000:.2f} ms under it (calling thread only; "
-                  "delivery reports are served on the producer's poll thread)\n", file=out)
-            for key, top in (("tottime", 15), ("cumulative", 25)):
-                text = io.StringIO()
-                stats = pstats.Stats(profiler, stream=text)
-                stats.strip_dirs().sort_stats(key).print_stats(top)
-                body = text.getvalue()
-                body = body[body.index("   ncalls"):] if "   ncalls" in body else body
-                print(f"-- sorted by {key}, top {top}\n{body}", file=out)
-            close_shared_producers()
+        limit.close()
+        raw.close()
     return out.getvalue()
 
 
@@ -593,7 +560,7 @@ def _interrupt(signum, frame):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the batches; writes nothing")
-    parser.add_argument("--profile", action="store_true", help="cProfile path 1 at 100 documents into bench/profile.txt")
+    parser.add_argument("--profile", action="store_true", help="the app path by stage, and cProfile -> bench/profile.txt")
     parser.add_argument("--partitions", type=int, default=1, help="partitions of the bench topic (default 1)")
     parser.add_argument("--topic", default=TOPIC, help=f"the bench topic (default {TOPIC})")
     parser.add_argument("--no-write", action="store_true", help="print the figures only")
