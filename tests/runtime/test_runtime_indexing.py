@@ -8,7 +8,9 @@ app.get_functions().
 import json
 from datetime import timedelta
 
-from tests.app_loading import BASE_SETTINGS
+from tests.app_loading import APP_SETTING_PREFIXES, BASE_SETTINGS
+from tests.kafka_reading import read_topic
+from tests.runtime.worker_host import worker_environment
 
 CONNECTION_STRING = BASE_SETTINGS["COSMOSDB"]
 
@@ -79,3 +81,18 @@ def test_after_a_failed_init_the_metadata_response_says_success_with_no_function
     metadata = host.functions_metadata()
     assert (host.protos.StatusResult.Status.Name(metadata.result.status),
             len(metadata.function_metadata_results)) == ("Success", 0)
+
+
+def test_a_placeholder_worker_specialised_by_an_environment_reload_indexes_the_app_with_its_settings(
+        start_worker, app_settings, kafka_broker, topic):
+    """Linux Consumption and Flex start a worker before they know the app; its settings arrive in the reload."""
+    host = start_worker({}, init=False)
+    host.init()  # no app settings yet: indexing fails, as for an app-less placeholder
+    env = worker_environment({**app_settings, "PYTHON_ENABLE_DEBUG_LOGGING": "1"}, APP_SETTING_PREFIXES)
+    reloaded = host.reload_environment(env)
+    host.load_all()
+    status, message = host.invoke("invalidate_whisks", json.dumps([{"id": "guest|hello"}]))
+    assert host.protos.StatusResult.Status.Name(reloaded.result.status) == "Success", reloaded.result.exception.message
+    assert (status, message) == ("Success", "")
+    assert read_topic(kafka_broker.bootstrap, topic) == [
+        ("guest/hello", '{"instanceId":"cache-invalidator","key":{"mainId":"guest/hello"}}')]

@@ -13,6 +13,7 @@ tests/utils/testutils.py; unlike it, messages travel on pipes, not gRPC.
 
     host = WorkerHost(app_dir, env)
     host.init()                 # the WorkerInitResponse; indexing errors show here
+    (or host.reload_environment(env), as for a placeholder worker specialised for the app)
     host.load_all()             # metadata, then every function loaded
     status, message = host.invoke("invalidate_whisks", json_text, retry_count=0)
     host.close()
@@ -83,7 +84,7 @@ class WorkerHost:
     """One worker process for one app, driven as the Functions host drives it."""
 
     def __init__(self, app_dir, env: Mapping[str, str], *, protos_dir: Optional[Path] = None,
-                 python: str = sys.executable, log_to: str = "worker"):
+                 python: str = sys.executable):
         self.app_dir = str(Path(app_dir).resolve())
         if protos_dir is None:
             protos_dir = compile_protos(Path(tempfile.mkdtemp(prefix="function-rpc-")))
@@ -91,7 +92,6 @@ class WorkerHost:
         self.worker_id = str(uuid.uuid4())
         self.logs: list = []  # every RpcLog the worker sent
         self.functions: dict = {}  # name -> RpcFunctionMetadata, after load_all()
-        self._log_prefix = log_to
         self._pending: dict = {}
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -114,6 +114,14 @@ class WorkerHost:
         request = p.WorkerInitRequest(host_version=HOST_VERSION, function_app_directory=self.app_dir,
                                       worker_directory=str(HERE))
         return self._ask("worker_init_response", worker_init_request=request)
+
+    def reload_environment(self, env: Mapping[str, str]):
+        """Sends FunctionEnvironmentReloadRequest, as the host does when it specialises a placeholder worker
+        for an app: the runtime replaces the worker's whole environment with `env` and indexes the app again.
+        Returns the FunctionEnvironmentReloadResponse."""
+        request = self.protos.FunctionEnvironmentReloadRequest(environment_variables=dict(env),
+                                                               function_app_directory=self.app_dir)
+        return self._ask("function_environment_reload_response", function_environment_reload_request=request)
 
     def functions_metadata(self):
         """Sends FunctionsMetadataRequest; returns the FunctionMetadataResponse (what the host registers)."""
@@ -248,7 +256,7 @@ class WorkerHost:
         # Into this process's logging, under the worker's logger name, so that caplog
         # and tests/secret_scan.py read what the worker logged.
         self.logs.append(log)
-        logging.getLogger(log.category or self._log_prefix).log(
+        logging.getLogger(log.category or "azure_functions_worker").log(
             _LEVELS.get(log.level, logging.INFO), "%s", log.message,
             extra={"invocation_id": log.invocation_id, "from_worker": True})
 
