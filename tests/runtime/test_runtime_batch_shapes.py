@@ -59,6 +59,34 @@ def test_document_list_parameter_takes_a_json_object_for_a_batch_of_one(start_wo
     assert (status, [key for key, _ in read_topic(kafka_broker.bootstrap, topic)]) == ("Success", ["guest/hello"])
 
 
+def test_document_list_parameter_takes_json_null_for_a_batch_of_one_poison_document(start_worker, app_with_annotation,
+                                                                                    app_settings):
+    """The same wrapping: `null` becomes [None], indistinguishable from a batch holding one null document."""
+    host = start_worker(app_settings, app_with_annotation("func.DocumentList"))
+    status, _ = host.invoke("invalidate_whisks", "null")
+    poison = [log for log in host.logs if "poison document" in log.message]
+    assert (status, len(poison)) == ("Success", 1)
+
+
+def test_str_parameter_skips_an_element_that_is_not_an_object_as_poison_and_delivers_the_rest(
+        start_worker, app_settings, kafka_broker, topic):
+    host = start_worker(app_settings)
+    status, message = host.invoke("invalidate_whisks", json.dumps([1, *DOCUMENTS]))
+    assert (status, message) == ("Success", "")
+    assert [key for key, _ in read_topic(kafka_broker.bootstrap, topic)] == ["guest/hello", "guest/pkg/hello"]
+
+
+def test_document_list_parameter_fails_the_whole_batch_on_an_element_that_is_not_an_object(
+        start_worker, app_with_annotation, app_settings, kafka_broker, topic):
+    """The library's converter makes a func.Document of every element and raises on a number, before the
+    handler can skip it: retried, such a batch would block its lease for good. Cosmos DB documents are
+    objects, so this is about the converter, not a batch the host is known to send."""
+    host = start_worker(app_settings, app_with_annotation("func.DocumentList"))
+    status, message = host.invoke("invalidate_whisks", json.dumps([1, *DOCUMENTS]))
+    assert (status, message.split(":", 1)[0]) == ("Failure", "AttributeError"), message
+    assert read_topic(kafka_broker.bootstrap, topic) == []
+
+
 @pytest.mark.parametrize("annotation", ["str", "bytes", "func.DocumentList"])
 def test_every_accepted_annotation_delivers_the_batch(annotation, start_worker, app_with_annotation, app_settings,
                                                       kafka_broker, topic):
