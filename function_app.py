@@ -33,9 +33,10 @@ CHANGE_FEED = dict(
 )
 # `changes: str`: the worker then hands over the host's JSON array as text, as
 # it does for any str parameter, and skips the library's Cosmos DB converter,
-# which wraps every document in a func.Document before the handler reads it.
-# The handler also takes a func.DocumentList, and fails (rather than counting
-# characters as poison) on anything that is not a JSON array of documents.
+# which wraps every document in a func.Document (and fails the whole batch on
+# an element that is not an object, which the handler skips as poison). The
+# handler also takes a func.DocumentList, and fails, rather than count
+# characters as poison, on anything that is not a JSON array of documents.
 
 
 @app.function_name("invalidate_whisks")
