@@ -1,6 +1,12 @@
 output "function_apps" {
-  description = "Each region's Function App name, to publish the package to (docs/DEPLOY.md)."
-  value       = { for key, region in module.region : key => region.function_app_name }
+  description = "Each region's Function App (name, resource group, id), to publish the package to (docs/DEPLOY.md)."
+  value = {
+    for key, region in module.region : key => {
+      name                = region.function_app_name
+      resource_group_name = region.resource_group_name
+      id                  = region.function_app_id
+    }
+  }
 
   precondition {
     condition     = length(distinct([for names in values(local.names) : names.function_app])) == length(local.names) && length(distinct([for names in values(local.names) : names.storage_account])) == length(local.names)

@@ -154,21 +154,27 @@ def terraform(tmp_path_factory, token_endpoint):
     if not binary or not shutil.which(binary):
         pytest.fail("TERRAFORM is not set to the terraform binary; run these tests through scripts/check-infra, "
                     "which builds Terraform 1.5.7 and the azurerm provider and configures them")
-    if not os.environ.get("TF_CLI_CONFIG_FILE", "").endswith("terraformrc"):
-        pytest.fail("TF_CLI_CONFIG_FILE does not point at scripts/check-infra's CLI configuration")
+    tools = os.environ.get("INFRA_TOOLS_DIR")
+    if not tools or os.environ.get("TF_CLI_CONFIG_FILE") != os.path.join(tools, "terraformrc"):
+        pytest.fail("TF_CLI_CONFIG_FILE does not point at scripts/check-infra's CLI configuration, which takes "
+                    "the azurerm provider from its build")
     return Terraform(binary, tmp_path_factory.mktemp("terraform"), token_endpoint)
+
+
+# Two regions with Kafka over SASL_SSL (one with producer properties, plain and secret)
+# and a third whose Kafka is private, reached through its subnet.
+REGIONS = {
+    "westeurope": sasl_region("westeurope", cosmosdb_preferred_locations=["West Europe", "North Europe"],
+                              kafka_producer_properties={"linger.ms": "5"},
+                              kafka_producer_secret_names={"ssl.key.password": "kafka-key-password-westeurope"}),
+    "eastus": sasl_region("eastus"),
+    "westus2": {"cluster_id": "westus2", "kafka_hosts": "10.1.0.4:9092", "subnet_id": SUBNET_ID},
+}
 
 
 @pytest.fixture(scope="session")
 def regions_plan(terraform):
     """The plan of two SASL regions and a third whose Kafka is private, from the shared inputs."""
-    variables = {**SHARED, "regions": {
-        "westeurope": sasl_region("westeurope", cosmosdb_preferred_locations=["West Europe", "North Europe"],
-                                  kafka_producer_properties={"linger.ms": "5"},
-                                  kafka_producer_secret_names={"ssl.key.password": "kafka-key-password-westeurope"}),
-        "eastus": sasl_region("eastus"),
-        "westus2": {"cluster_id": "westus2", "kafka_hosts": "10.1.0.4:9092", "subnet_id": SUBNET_ID},
-    }}
-    code, output, plan = terraform.plan(variables)
+    code, output, plan = terraform.plan({**SHARED, "regions": REGIONS})
     assert code == 0, output
     return plan

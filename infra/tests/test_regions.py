@@ -13,7 +13,7 @@ import time
 from cache_invalidator.handler import _report_batch
 from cache_invalidator.settings import Settings, TriggerSettings
 from cache_invalidator.translation import ContainerKind, translate
-from conftest import ACTION_GROUP_ID, COSMOSDB_ACCOUNT_ID, KEY_VAULT_ID, REPO_ROOT, SHARED, SUBNET_ID, sasl_region
+from conftest import ACTION_GROUP_ID, COSMOSDB_ACCOUNT_ID, KEY_VAULT_ID, REGIONS as PLANNED, REPO_ROOT, SHARED, SUBNET_ID, sasl_region
 
 REGIONS = ("westeurope", "eastus", "westus2")
 APP = 'module.region["{}"].azurerm_function_app_flex_consumption.this'
@@ -217,6 +217,14 @@ def test_the_lease_container_is_created_once_with_partition_key_id(regions_plan)
     assert regions_plan.addresses("azurerm_cosmosdb_sql_container") == ["azurerm_cosmosdb_sql_container.lease[0]"]
     lease = regions_plan.after("azurerm_cosmosdb_sql_container.lease[0]")
     assert (lease["name"], lease["partition_key_paths"], lease["database_name"]) == ("cache-invalidator-lease", ["/id"], "openwhisk")
+
+
+def test_adding_a_region_leaves_the_other_regions_as_they_were(terraform, regions_plan):
+    code, output, two = terraform.plan({**SHARED, "regions": {key: PLANNED[key] for key in ("westeurope", "eastus")}})
+    assert code == 0, output
+    assert {a for a in regions_plan.changes if 'region["westus2"]' not in a} == set(two.changes)
+    for address in two.changes:
+        assert two.after(address) == regions_plan.after(address), address
 
 
 def test_an_existing_lease_container_is_left_alone(terraform):

@@ -3,6 +3,11 @@ output "function_app_name" {
   value       = azurerm_function_app_flex_consumption.this.name
 }
 
+output "resource_group_name" {
+  description = "Resource group of the region's Function App."
+  value       = azurerm_function_app_flex_consumption.this.resource_group_name
+}
+
 output "function_app_id" {
   description = "Resource id of the region's Function App."
   value       = azurerm_function_app_flex_consumption.this.id
