@@ -24,7 +24,7 @@ variable "resource_group_name" {
 
 variable "name_prefix" {
   type        = string
-  description = "Start of every resource name: the Function App of region `westeurope` is `<name_prefix>-westeurope`, its storage account `<name_prefix without dashes><region>` (cut to 24 characters). A region may name its own function_app_name and storage_account_name."
+  description = "Start of every resource name: the Function App of region `westeurope` is `<name_prefix>-westeurope`, its storage account `<name_prefix><region>` without dashes, the prefix cut so that the name has at most 24 characters. A region may name its own function_app_name and storage_account_name."
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{1,18}[a-z0-9]$", var.name_prefix))

@@ -11,6 +11,7 @@ wrong platform or Python, or a file the app needs but the zip lacks fails here.
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,8 +23,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_SCRIPT = ROOT / "scripts" / "package"
 SITE_PACKAGES = ".python_packages/lib/site-packages"
-# The version scripts/package builds for by default, which is infra/'s python_version.
-PYTHON_VERSION = "3.13"
+# The version scripts/package builds for by default, which infra/tests hold equal to the
+# Function Apps' python_version.
+PYTHON_VERSION = re.search(r'^DEFAULT_PYTHON_VERSION = "([0-9.]+)"', PACKAGE_SCRIPT.read_text(), re.M).group(1)
 
 # Runs in the clean interpreter: index the app, report what it loaded from where.
 INDEX_APP = r"""
