@@ -81,3 +81,10 @@ def test_a_secret_producer_property_in_plain_settings_fails_naming_the_region(te
 def test_key_vault_secrets_without_a_key_vault_fail_naming_the_region(terraform):
     output = plan_failure(terraform, {"eastus": sasl_region("eastus")}, key_vault_id=None)
     assert "region eastus names Key Vault secrets (kafka-password-eastus) but key_vault_id is not set" in output
+
+
+def test_two_regions_given_the_same_storage_account_name_fail(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope", storage_account_name="owcachefunctions"),
+                                      "eastus": sasl_region("eastus", storage_account_name="owcachefunctions")})
+    assert "Two regions got the same Function App or storage account name" in output
+    assert '"storage_account":"owcachefunctions"' in output
