@@ -42,7 +42,7 @@ locals {
   # The app logs one line per change batch (cache_invalidator/handler.py):
   #   Change batch container=whisks outcome=failed documents=12 ... lag_seconds=1.84 ...
   # With the host's built-in logging only the text reaches Application Insights, so the
-  # fields are extracted from it. tests/ applies these same patterns to the app's line.
+  # fields are extracted from it. infra/tests/ applies these same patterns to the app's line.
   batch_line_filter    = "traces | where message startswith \"Change batch \""
   container_pattern    = "\\bcontainer=(\\S+)"
   outcome_pattern      = "\\boutcome=(\\S+)"
