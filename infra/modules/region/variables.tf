@@ -109,6 +109,11 @@ variable "log_analytics_workspace_id" {
   type        = string
   description = "Existing Log Analytics workspace for Application Insights, or null to create one for this region."
   default     = null
+
+  validation {
+    condition     = var.log_analytics_workspace_id == null || can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/(?i:microsoft\\.operationalinsights)/workspaces/[^/]+$", var.log_analytics_workspace_id))
+    error_message = "log_analytics_workspace_id must be a workspace id, got \"${coalesce(var.log_analytics_workspace_id, "null")}\"."
+  }
 }
 
 variable "cosmosdb_account_id" {
@@ -145,6 +150,11 @@ variable "key_vault_id" {
   type        = string
   description = "Resource id of the Key Vault that holds key_vault_secrets, or null when there are none."
   default     = null
+
+  validation {
+    condition     = var.key_vault_id == null || can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\\.KeyVault/vaults/[a-zA-Z0-9-]{3,24}$", var.key_vault_id))
+    error_message = "key_vault_id must be a Key Vault id, got \"${coalesce(var.key_vault_id, "null")}\"."
+  }
 }
 
 variable "key_vault_secrets" {
@@ -176,6 +186,11 @@ variable "app_settings" {
 variable "alert_action_group_id" {
   type        = string
   description = "Action group the alerts notify."
+
+  validation {
+    condition     = can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/(?i:microsoft\\.insights)/actionGroups/[^/]+$", var.alert_action_group_id))
+    error_message = "alert_action_group_id must be an action group id, got \"${var.alert_action_group_id}\"."
+  }
 }
 
 variable "alert_lag_threshold_seconds" {
