@@ -1,0 +1,281 @@
+# One region: a Flex Consumption Function App running the cache invalidator against
+# this region's Kafka, with a user-assigned identity for Cosmos DB, its storage and
+# Application Insights, and alerts on the app's own batch log line.
+
+locals {
+  cosmosdb_account_name           = element(split("/", var.cosmosdb_account_id), 8)
+  cosmosdb_account_resource_group = element(split("/", var.cosmosdb_account_id), 4)
+  # Empty without a vault; the precondition on the app then names what is missing.
+  key_vault_id   = var.key_vault_id == null ? "" : var.key_vault_id
+  key_vault_name = var.key_vault_id == null ? "" : element(split("/", var.key_vault_id), 8)
+
+  # Cosmos DB Built-in Data Contributor: read and write items, which the trigger needs
+  # for its leases. A built-in data-plane role, so its id is the same in every account.
+  cosmosdb_data_contributor_role_definition_id = "${var.cosmosdb_account_id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000002"
+  cosmosdb_role_scope                          = "${var.cosmosdb_account_id}/dbs/${var.cosmosdb_database_name}"
+
+  # The names function_app.py gives its functions; Flex Consumption scales (and keeps
+  # warm) each non-HTTP function on its own, named `function:<name>`.
+  function_names = ["invalidate_whisks", "invalidate_subjects"]
+
+  # Versionless references: a rotated secret reaches the app within a day, or at once
+  # on a restart.
+  key_vault_references = {
+    for setting, secret in var.key_vault_secrets : setting => "@Microsoft.KeyVault(VaultName=${local.key_vault_name};SecretName=${secret})"
+  }
+
+  app_settings = merge(var.app_settings, local.key_vault_references, {
+    # The Cosmos DB extension's identity-based connection "COSMOSDB" (function_app.py).
+    COSMOSDB__accountEndpoint = var.cosmosdb_account_endpoint
+    COSMOSDB__credential      = "managedidentity"
+    COSMOSDB__clientId        = azurerm_user_assigned_identity.this.client_id
+    # The host's own storage, by identity: the account allows no shared keys.
+    AzureWebJobsStorage__accountName = azurerm_storage_account.this.name
+    AzureWebJobsStorage__credential  = "managedidentity"
+    AzureWebJobsStorage__clientId    = azurerm_user_assigned_identity.this.client_id
+    # Application Insights allows no instrumentation-key ingestion either.
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "ClientId=${azurerm_user_assigned_identity.this.client_id};Authorization=AAD"
+  })
+
+  workspace_id = var.log_analytics_workspace_id != null ? var.log_analytics_workspace_id : azurerm_log_analytics_workspace.this[0].id
+
+  # The app logs one line per change batch (cache_invalidator/handler.py):
+  #   Change batch container=whisks outcome=failed documents=12 ... lag_seconds=1.84 ...
+  # With the host's built-in logging only the text reaches Application Insights, so the
+  # fields are extracted from it. infra/tests/ applies these same patterns to the app's line.
+  batch_line_filter    = "traces | where message startswith \"Change batch \""
+  container_pattern    = "\\bcontainer=(\\S+)"
+  outcome_pattern      = "\\boutcome=(\\S+)"
+  lag_seconds_pattern  = "\\blag_seconds=([0-9.]+)"
+  failed_batches_query = "${local.batch_line_filter} | extend container = extract(@\"${local.container_pattern}\", 1, message), outcome = extract(@\"${local.outcome_pattern}\", 1, message) | where outcome == \"failed\" | project timestamp, container"
+  lag_seconds_query    = "${local.batch_line_filter} | extend container = extract(@\"${local.container_pattern}\", 1, message), lag_seconds = todouble(extract(@\"${local.lag_seconds_pattern}\", 1, message)) | where isnotnull(lag_seconds) | project timestamp, container, lag_seconds"
+}
+
+resource "azurerm_user_assigned_identity" "this" {
+  name                = "${var.name}-id"
+  resource_group_name = var.resource_group_name
+  location            = var.location
+  tags                = var.tags
+}
+
+resource "azurerm_storage_account" "this" {
+  name                            = var.storage_account_name
+  resource_group_name             = var.resource_group_name
+  location                        = var.location
+  account_tier                    = "Standard"
+  account_replication_type        = "LRS"
+  https_traffic_only_enabled      = true
+  min_tls_version                 = "TLS1_2"
+  shared_access_key_enabled       = false
+  allow_nested_items_to_be_public = false
+  default_to_oauth_authentication = true
+  tags                            = var.tags
+}
+
+# Flex Consumption runs the package from this container.
+resource "azurerm_storage_container" "deployment" {
+  name                  = "app-package"
+  storage_account_id    = azurerm_storage_account.this.id
+  container_access_type = "private"
+}
+
+# The host's blobs (AzureWebJobsStorage) and the deployment package.
+resource "azurerm_role_assignment" "storage_blob_data_owner" {
+  scope                = azurerm_storage_account.this.id
+  role_definition_name = "Storage Blob Data Owner"
+  principal_id         = azurerm_user_assigned_identity.this.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+resource "azurerm_cosmosdb_sql_role_assignment" "data_contributor" {
+  resource_group_name = local.cosmosdb_account_resource_group
+  account_name        = local.cosmosdb_account_name
+  role_definition_id  = local.cosmosdb_data_contributor_role_definition_id
+  principal_id        = azurerm_user_assigned_identity.this.principal_id
+  scope               = local.cosmosdb_role_scope
+}
+
+resource "azurerm_log_analytics_workspace" "this" {
+  count = var.log_analytics_workspace_id == null ? 1 : 0
+
+  name                = "${var.name}-logs"
+  resource_group_name = var.resource_group_name
+  location            = var.location
+  sku                 = "PerGB2018"
+  retention_in_days   = 30
+  tags                = var.tags
+}
+
+resource "azurerm_application_insights" "this" {
+  name                         = "${var.name}-insights"
+  resource_group_name          = var.resource_group_name
+  location                     = var.location
+  workspace_id                 = local.workspace_id
+  application_type             = "other"
+  local_authentication_enabled = false
+  tags                         = var.tags
+}
+
+resource "azurerm_role_assignment" "monitoring_metrics_publisher" {
+  scope                = azurerm_application_insights.this.id
+  role_definition_name = "Monitoring Metrics Publisher"
+  principal_id         = azurerm_user_assigned_identity.this.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+resource "azurerm_service_plan" "this" {
+  name                = "${var.name}-plan"
+  resource_group_name = var.resource_group_name
+  location            = var.location
+  os_type             = "Linux"
+  sku_name            = "FC1"
+  tags                = var.tags
+}
+
+resource "azurerm_function_app_flex_consumption" "this" {
+  name                = var.name
+  resource_group_name = var.resource_group_name
+  location            = var.location
+  service_plan_id     = azurerm_service_plan.this.id
+
+  runtime_name           = "python"
+  runtime_version        = var.python_version
+  instance_memory_in_mb  = var.instance_memory_in_mb
+  maximum_instance_count = var.maximum_instance_count
+
+  dynamic "always_ready" {
+    for_each = var.always_ready_instance_count > 0 ? toset(local.function_names) : toset([])
+    content {
+      name           = "function:${always_ready.value}"
+      instance_count = var.always_ready_instance_count
+    }
+  }
+
+  storage_container_type            = "blobContainer"
+  storage_container_endpoint        = "${azurerm_storage_account.this.primary_blob_endpoint}${azurerm_storage_container.deployment.name}"
+  storage_authentication_type       = "UserAssignedIdentity"
+  storage_user_assigned_identity_id = azurerm_user_assigned_identity.this.id
+
+  https_only                                     = true
+  webdeploy_publish_basic_authentication_enabled = false
+  virtual_network_subnet_id                      = var.subnet_id
+
+  # The user-assigned identity reaches Cosmos DB, storage and Application Insights: it
+  # exists, with its roles, before the app starts. The system-assigned one resolves the
+  # Key Vault references, the only identity this resource can use for them: the provider
+  # has no key_vault_reference_identity_id for Flex Consumption (docs/DEPLOY.md).
+  identity {
+    type         = "SystemAssigned, UserAssigned"
+    identity_ids = [azurerm_user_assigned_identity.this.id]
+  }
+
+  app_settings = local.app_settings
+
+  site_config {
+    minimum_tls_version                    = "1.2"
+    scm_minimum_tls_version                = "1.2"
+    application_insights_connection_string = azurerm_application_insights.this.connection_string
+    # A private Kafka is reached through the VNet, its DNS included.
+    vnet_route_all_enabled = var.subnet_id != null
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(var.key_vault_secrets) == 0 || var.key_vault_id != null
+      error_message = "region ${var.region} names Key Vault secrets (${join(", ", values(var.key_vault_secrets))}) but key_vault_id is not set."
+    }
+  }
+
+  depends_on = [
+    azurerm_role_assignment.storage_blob_data_owner,
+    azurerm_role_assignment.monitoring_metrics_publisher,
+    azurerm_cosmosdb_sql_role_assignment.data_contributor,
+  ]
+}
+
+# Least privilege: the app may read its own region's secrets and nothing else.
+resource "azurerm_role_assignment" "key_vault_secrets_user" {
+  for_each = toset(values(var.key_vault_secrets))
+
+  scope                = "${local.key_vault_id}/secrets/${each.value}"
+  role_definition_name = "Key Vault Secrets User"
+  principal_id         = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "failed_batches" {
+  name                 = "${var.name}-failed-batches"
+  display_name         = "Cache invalidator ${var.region}: change batches failed"
+  description          = "The app logged failed change batches: invalidations of region ${var.region} wait for Kafka and are retried."
+  resource_group_name  = var.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  severity             = 1
+  evaluation_frequency = var.alert_window
+  window_duration      = var.alert_window
+
+  criteria {
+    query                   = local.failed_batches_query
+    time_aggregation_method = "Count"
+    operator                = "GreaterThan"
+    threshold               = var.alert_failed_batches_threshold
+
+    dimension {
+      name     = "container"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [var.alert_action_group_id]
+  }
+
+  auto_mitigation_enabled = true
+  tags                    = var.tags
+}
+
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "lag" {
+  name                 = "${var.name}-lag"
+  display_name         = "Cache invalidator ${var.region}: invalidations lag"
+  description          = "A change batch reached region ${var.region}'s Kafka more than ${var.alert_lag_threshold_seconds} s after its newest change."
+  resource_group_name  = var.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  severity             = 2
+  evaluation_frequency = var.alert_window
+  window_duration      = var.alert_window
+
+  criteria {
+    query                   = local.lag_seconds_query
+    time_aggregation_method = "Maximum"
+    metric_measure_column   = "lag_seconds"
+    operator                = "GreaterThan"
+    threshold               = var.alert_lag_threshold_seconds
+
+    dimension {
+      name     = "container"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [var.alert_action_group_id]
+  }
+
+  auto_mitigation_enabled = true
+  tags                    = var.tags
+}

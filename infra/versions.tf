@@ -1,0 +1,13 @@
+# Terraform 1.5 features at most, so that OpenTofu runs this too.
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    azurerm = {
+      source = "hashicorp/azurerm"
+      # Validated here against the provider's main of 2026-08-24 (after 5.2.0),
+      # which has azurerm_function_app_flex_consumption with identity-based storage.
+      version = ">= 5.2.0, < 6.0.0"
+    }
+  }
+}

@@ -1,0 +1,131 @@
+"""The deployment package (scripts/package): what it holds, and that it runs on its own.
+
+The package is built once for this module, for the Function Apps' Python, and unpacked
+into an empty folder. A clean interpreter of that Python version (-I -S: no environment
+variables of Python's, no site-packages) with only that folder and its
+.python_packages/lib/site-packages on the path then imports function_app.py and indexes
+it, as the worker does in Azure. A dependency left out of the package, a wheel for the
+wrong platform or Python, or a file the app needs but the zip lacks fails here.
+"""
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_SCRIPT = ROOT / "scripts" / "package"
+SITE_PACKAGES = ".python_packages/lib/site-packages"
+# The version scripts/package builds for by default, which infra/tests hold equal to the
+# Function Apps' python_version.
+PYTHON_VERSION = re.search(r'^DEFAULT_PYTHON_VERSION = "([0-9.]+)"', PACKAGE_SCRIPT.read_text(), re.M).group(1)
+
+# Runs in the clean interpreter: index the app, report what it loaded from where.
+INDEX_APP = r"""
+import json, sys
+app_root = sys.argv[1]
+sys.path[:0] = [app_root, app_root + "/.python_packages/lib/site-packages"]
+import function_app
+triggers = {f.get_function_name(): f.get_trigger().get_dict_repr() for f in function_app.app.get_functions()}
+outside = sorted(
+    getattr(module, "__file__", None) or "" for module in list(sys.modules.values())
+    if (getattr(module, "__file__", None) or "").find("site-packages") >= 0
+    and not module.__file__.startswith(app_root)
+)
+print(json.dumps({"version": list(sys.version_info[:2]), "triggers": triggers,
+                  "loaded_from_outside": outside, "path": sys.path}, default=str))
+"""
+
+
+def _interpreter(version):
+    """A real interpreter of that Python version, or None: PATH first, then pyenv's versions."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{version}.*", "bin", f"python{version}")))
+    for candidate in filter(None, candidates):
+        try:
+            probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == (%s), sys.executable)"
+                                    % version.replace(".", ", ")], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        matches, _, executable = probe.stdout.strip().partition(" ")
+        if probe.returncode == 0 and matches == "True":
+            return executable
+    return None
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    """The zip scripts/package builds for the default Python."""
+    output = tmp_path_factory.mktemp("package") / "app.zip"
+    result = subprocess.run([sys.executable, str(PACKAGE_SCRIPT), "--output", str(output)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f"PACKAGE={output}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def unpacked(package, tmp_path_factory):
+    """The package unzipped into an empty folder."""
+    folder = tmp_path_factory.mktemp("unpacked")
+    assert not any(folder.iterdir())
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(folder)
+    return folder
+
+
+def test_package_holds_only_the_app_and_its_requirements(package):
+    with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
+    top_level = {name.split("/")[0] for name in names}
+    assert top_level == {"function_app.py", "host.json", "cache_invalidator", ".python_packages"}
+    assert not [name for name in names if name.startswith("cache_invalidator/cli/")]
+    assert "cache_invalidator/__main__.py" not in names
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+    installed = {name.split("/")[3] for name in names if name.startswith(SITE_PACKAGES + "/")}
+    assert {"azure", "confluent_kafka"} <= installed
+    # Only requirements.txt: none of the test, CLI or benchmark tools.
+    assert not installed & {"pytest", "hypothesis", "azure_cosmos", "azure_identity", "tqdm"}
+
+
+def test_packaged_wheels_are_for_linux_x86_64_and_the_configured_python(package):
+    with zipfile.ZipFile(package) as archive:
+        wheel_files = [name for name in archive.namelist() if name.endswith(".dist-info/WHEEL")]
+        tags = [line.split(":", 1)[1].strip() for name in wheel_files
+                for line in archive.read(name).decode().splitlines() if line.startswith("Tag:")]
+    native = [tag for tag in tags if not tag.endswith("-none-any")]
+    assert native, tags
+    cp = "cp" + PYTHON_VERSION.replace(".", "")
+    for tag in native:
+        interpreter, abi, platform = tag.split("-")
+        assert (interpreter, abi) == (cp, cp), tag
+        assert platform.startswith("manylinux") and platform.endswith("_x86_64"), tag
+
+
+def test_unpacked_package_indexes_both_functions_in_a_clean_interpreter(unpacked):
+    python = _interpreter(PYTHON_VERSION)
+    if python is None:
+        pytest.skip(f"no Python {PYTHON_VERSION} interpreter on PATH or under pyenv; the package is built for it")
+    # The settings a region's Function App gets from infra/ (identity-based Cosmos DB).
+    settings = {"COSMOSDB_NAME": "openwhisk", "COSMOSDB__accountEndpoint": "https://account.documents.azure.com:443/",
+                "COSMOSDB__credential": "managedidentity", "COSMOSDB_CREATE_LEASE_CONTAINER": "false",
+                "CLUSTER_ID": "westeurope", "KAFKA_HOSTS": "kafka.westeurope.example.net:9093"}
+    result = subprocess.run([python, "-I", "-S", "-c", INDEX_APP, str(unpacked)], env=settings, cwd=unpacked,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["version"] == [int(part) for part in PYTHON_VERSION.split(".")]
+    assert report["loaded_from_outside"] == []
+    assert [entry for entry in report["path"] if "site-packages" in entry] == [f"{unpacked}/{SITE_PACKAGES}"]
+    triggers = report["triggers"]
+    assert sorted(triggers) == ["invalidate_subjects", "invalidate_whisks"]
+    prefixes = {name: trigger["leaseContainerPrefix"] for name, trigger in triggers.items()}
+    assert prefixes == {"invalidate_whisks": "westeurope-whisks", "invalidate_subjects": "westeurope-subjects"}
