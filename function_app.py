@@ -29,13 +29,19 @@ CHANGE_FEED = dict(
     max_items_per_invocation=trigger.max_items_per_invocation,
     feed_poll_delay=trigger.feed_poll_delay_ms,
 )
+# `changes: str`: the worker then hands over the host's JSON array as text, as
+# it does for any str parameter, and skips the library's Cosmos DB converter,
+# which wraps every document in a func.Document (and fails the whole batch on
+# an element that is not an object, which the handler skips as poison). The
+# handler also takes a func.DocumentList, and fails, rather than count
+# characters as poison, on anything that is not a JSON array of documents.
 
 
 @app.function_name("invalidate_whisks")
 @app.retry(**RETRY_FOREVER)
 @app.cosmos_db_trigger(**CHANGE_FEED, container_name=trigger.whisks_container,
                        lease_container_prefix=trigger.lease_prefix(trigger.whisks_container))
-def invalidate_whisks(changes: func.DocumentList) -> None:
+def invalidate_whisks(changes: str) -> None:
     handler.handle(changes, ContainerKind.WHISKS, trigger.whisks_container)
 
 
@@ -43,5 +49,5 @@ def invalidate_whisks(changes: func.DocumentList) -> None:
 @app.retry(**RETRY_FOREVER)
 @app.cosmos_db_trigger(**CHANGE_FEED, container_name=trigger.subjects_container,
                        lease_container_prefix=trigger.lease_prefix(trigger.subjects_container))
-def invalidate_subjects(changes: func.DocumentList) -> None:
+def invalidate_subjects(changes: str) -> None:
     handler.handle(changes, ContainerKind.SUBJECTS, trigger.subjects_container)

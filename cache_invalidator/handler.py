@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections import UserList
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from .producer import shared_producer
@@ -13,6 +15,15 @@ from .settings import Settings
 from .translation import ContainerKind, TranslatedBatch, translate
 
 log = logging.getLogger("cache_invalidator")
+
+
+class NotAChangeBatch(TypeError):
+    """The trigger handed over something that is not a JSON array of documents.
+
+    Raised rather than translated: iterating a text or an object would count its
+    characters or keys as poison documents and succeed, losing the real batch.
+    Failing makes the host hand it again, and the message says what arrived.
+    """
 
 
 class ChangeHandler:
@@ -32,11 +43,16 @@ class ChangeHandler:
                     self._settings = Settings.from_env(self._env)
         return self._settings
 
-    def handle(self, changes: Iterable[Any], kind: ContainerKind, container: str) -> None:
-        """Sends the invalidations of one change batch; raises unless Kafka acknowledged all of them."""
+    def handle(self, changes: Any, kind: ContainerKind, container: str) -> None:
+        """Sends the invalidations of one change batch; raises unless Kafka acknowledged all of them.
+
+        `changes` is the host's JSON array as text (str or bytes, what the worker
+        hands a `str` parameter) or already decoded (a func.DocumentList or a list).
+        """
         started = time.monotonic()
+        documents = change_documents(changes, container)
         settings = self.settings
-        batch = translate(changes, kind, **settings.translation_options())
+        batch = translate(documents, kind, **settings.translation_options())
         report_skipped(batch, container)
         outcome = "failed"
         try:
@@ -45,6 +61,42 @@ class ChangeHandler:
             outcome = "delivered"
         finally:
             _report_batch(batch, container, outcome, settings.kafka.topic, time.monotonic() - started)
+
+
+def change_documents(changes: Any, container: str) -> list:
+    """The documents of a change batch; raises NotAChangeBatch, never quoting the content (it may hold API keys)."""
+    if isinstance(changes, (str, bytes, bytearray)):
+        try:
+            decoded = json.loads(changes)
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+            # The reason and position only: the exception's own text is safe, its .doc is the batch.
+            reason = (f"{exc.msg} at position {exc.pos}" if isinstance(exc, json.JSONDecodeError)
+                      else type(exc).__name__)
+            unit = "characters" if isinstance(changes, str) else "bytes"
+            raise NotAChangeBatch(
+                f"The {container} change batch is text that is not JSON ({len(changes)} {unit}; {reason}), "
+                "not a JSON array of documents; nothing was sent"
+            ) from None
+        if isinstance(decoded, list):
+            return decoded
+        raise NotAChangeBatch(f"The {container} change batch is {_describe_json(decoded)}, not a JSON array of "
+                              "documents; nothing was sent")
+    if isinstance(changes, (list, UserList)):  # func.DocumentList is a UserList
+        return changes
+    raise NotAChangeBatch(f"The {container} change batch is a {type(changes).__name__}, not a JSON array of "
+                          "documents (annotate the trigger parameter str or func.DocumentList); nothing was sent")
+
+
+def _describe_json(value: Any) -> str:
+    if value is None:
+        return "JSON null"
+    if isinstance(value, dict):
+        return f"a JSON object with {len(value)} key{'' if len(value) == 1 else 's'}"
+    if isinstance(value, str):
+        return f"a JSON string of {len(value)} characters"
+    if isinstance(value, bool):
+        return "a JSON boolean"
+    return "a JSON number"
 
 
 def report_skipped(batch: TranslatedBatch, container: str) -> None:

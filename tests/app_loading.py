@@ -3,6 +3,7 @@
 import importlib.util
 import itertools
 import json
+import typing
 from pathlib import Path
 
 from azure.functions.cosmosdb import CosmosDBTriggerConverter
@@ -46,7 +47,24 @@ def host_batch(documents):
     return CosmosDBTriggerConverter.decode(datum, trigger_metadata=None)
 
 
+def host_argument(user_function, documents):
+    """The batch as the worker hands it to this function: the JSON text for a str parameter
+    (the worker's generic binding), a DocumentList from the library's converter otherwise."""
+    annotation = typing.get_type_hints(user_function).get("changes")
+    if annotation is str:
+        return json.dumps(documents)
+    return host_batch(documents)
+
+
 def invoke(module, function_name, documents):
     """Calls a function of the app with the batch, as the worker would."""
-    function = functions_by_name(module)[function_name]
-    return function.get_user_function()(host_batch(documents))
+    function = functions_by_name(module)[function_name].get_user_function()
+    return function(host_argument(function, documents))
+
+
+def library_invoker(module):
+    """invoke() in the form tests.host_driver.LeaseDriver takes: (function name, documents, retry count).
+    Called directly, a function has no retry context, so the count is not passed on."""
+    def invoke_batch(function_name, documents, retry_count):
+        invoke(module, function_name, documents)
+    return invoke_batch

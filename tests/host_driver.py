@@ -10,6 +10,10 @@ The host's Cosmos DB trigger, per lease (one per monitored container):
 
 `LeaseDriver` does exactly that, with short intervals, and records every
 attempt. Both functions run side by side when two drivers run in two threads.
+It calls the app through `invoke(function_name, documents, retry_count)`:
+`tests.app_loading.library_invoker` calls the function directly, and
+`tests.runtime.worker_host.WorkerHost.invoke_documents` through Microsoft's
+worker runtime, so the same scenarios (tests/fault_scenarios.py) run both ways.
 
 `ChangePlan` builds batches whose every document is a numbered *change* of a
 key, and whose first document is a per-batch *marker* (a document whose key
@@ -39,8 +43,6 @@ import time
 from collections import Counter, defaultdict
 from typing import Callable, Optional
 
-from tests.app_loading import invoke
-
 INSTANCE_ID = "cache-invalidator"
 
 
@@ -56,10 +58,10 @@ class Attempt:
 class LeaseDriver:
     """One lease of the change feed: hands `batches` to `function_name` in order, retrying each until it succeeds."""
 
-    def __init__(self, module, function_name: str, batches: list[list], *, min_backoff: float = 0.2,
+    def __init__(self, invoke: Callable[[str, list, int], None], function_name: str, batches: list[list], *, min_backoff: float = 0.2,
                  max_backoff: float = 1.0, poll_delay: float = 0.0, time_limit: float = 120.0,
                  before_attempt: Optional[Callable[[int, int], None]] = None):
-        self.module = module
+        self.invoke = invoke
         self.function_name = function_name
         self.batches = batches
         self.min_backoff = min_backoff
@@ -94,7 +96,7 @@ class LeaseDriver:
                         self.before_attempt(index, failures + 1)
                     started = time.monotonic()
                     try:
-                        invoke(self.module, self.function_name, batch)
+                        self.invoke(self.function_name, batch, failures)
                         error = None
                     except Exception as exc:  # the host catches everything an invocation raises
                         error = exc

@@ -100,6 +100,6 @@ def test_indexing_without_database_names_the_setting(monkeypatch):
         load_function_app(monkeypatch, {"COSMOSDB": BASE_SETTINGS["COSMOSDB"]})
 
 
-def test_functions_take_the_document_list_only(monkeypatch):
+def test_functions_take_the_change_batch_only(monkeypatch):
     module = load_function_app(monkeypatch, BASE_SETTINGS)
     assert [[b["name"] for b in f.get_bindings_dict()["bindings"]] for f in functions_by_name(module).values()] == [["changes"], ["changes"]]

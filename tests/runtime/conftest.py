@@ -1,0 +1,65 @@
+"""The runtime suite: the app run by Microsoft's Python worker runtime (azure-functions-runtime, Python 3.13).
+
+scripts/test runs it in its own environment (tests/runtime/requirements.txt)
+after the main suite; the main suite does not collect this folder (pytest.ini).
+The broker, topic and settings fixtures are tests/conftest.py's. Each test
+starts its own worker process (tests/runtime/worker_host.py), as the host
+starts one per app, and closes it afterwards.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.app_loading import APP_SETTING_PREFIXES, ROOT
+from tests.runtime.worker_host import WorkerHost, compile_protos, worker_environment
+
+# The annotation function_app.py gives the trigger parameter; app copies replace it.
+APP_ANNOTATION = "(changes: str)"
+
+
+@pytest.fixture(scope="session")
+def protos_dir(tmp_path_factory):
+    """FunctionRpc.proto compiled once per run."""
+    return compile_protos(tmp_path_factory.mktemp("function-rpc"))
+
+
+@pytest.fixture
+def start_worker(protos_dir):
+    """Starts a worker for an app folder with exactly these app settings, initialised; closed after the test."""
+    started = []
+
+    def start(settings, app_dir=ROOT, *, init=True):
+        # DEBUG as with PYTHON_ENABLE_DEBUG_LOGGING: every record the runtime and the app
+        # write crosses to this process, where tests/secret_scan.py reads it.
+        env = worker_environment({**settings, "PYTHON_ENABLE_DEBUG_LOGGING": "1"}, APP_SETTING_PREFIXES)
+        host = WorkerHost(app_dir, env, protos_dir=protos_dir)
+        started.append(host)
+        if init:
+            response = host.init()
+            assert response.result.status == host.protos.StatusResult.Success, response.result.exception.message
+            host.load_all()
+        return host
+
+    yield start
+    for host in started:
+        host.close()
+
+
+@pytest.fixture
+def app_with_annotation(tmp_path):
+    """A folder holding function_app.py with the trigger parameter annotated otherwise, and the app's package."""
+
+    def make(annotation: str) -> Path:
+        app_dir = tmp_path / f"app-{len(list(tmp_path.iterdir()))}"
+        app_dir.mkdir()
+        source = (ROOT / "function_app.py").read_text(encoding="utf-8")
+        assert source.count(APP_ANNOTATION) == 2, f"function_app.py no longer says {APP_ANNOTATION!r} twice"
+        (app_dir / "function_app.py").write_text(source.replace(APP_ANNOTATION, f"(changes: {annotation})"),
+                                                 encoding="utf-8")
+        shutil.copytree(ROOT / "cache_invalidator", app_dir / "cache_invalidator",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        return app_dir
+
+    return make
