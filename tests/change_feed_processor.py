@@ -26,9 +26,10 @@ Every attempt is recorded in `attempts`.
 Where it differs, and why: the processor runs the leases concurrently, here they take turns (timing only:
 what each lease reads and stores is the same); a failed batch waits for the next round rather than the
 retry policy's interval from 1 s (the tests use short back-offs); there is no lease balancing, renewal or
-expiry, and no partition split (the emulator has neither). With the emulator the continuation stored is
-the read's `etag` response header, which it resumes from (tests/test_cosmos_emulator.py); it is also what
-the SDK's `ContinuationToken` holds for a real account's latest-version feed.
+expiry, and no partition split (the emulator has neither). The continuation is the read's `etag` response header,
+from which the emulator resumes (tests/test_cosmos_emulator.py); the pager's continuation_token does not
+resume there. A lease with no continuation starts at "Beginning" or "Now" as startFromBeginning says; the
+emulator honours "Now" (tests/test_change_feed.py shows it), though it ignores a start time.
 """
 
 from __future__ import annotations
@@ -74,14 +75,14 @@ class Lease:
         self.document = document
         self.pending: Optional[Batch] = None
         self.batches_read = 0
+        # Where the next read starts. As the processor's feed iterator, it moves on after a read that found
+        # nothing (so that a lease started "now" does not start "now" again), while the lease document moves
+        # only at a checkpoint.
+        self.read_from: Optional[str] = document.get("ContinuationToken")
 
     @property
     def token(self) -> str:
         return self.document["LeaseToken"]
-
-    @property
-    def continuation(self) -> Optional[str]:
-        return self.document.get("ContinuationToken")
 
 
 def connection_parts(connection_string: str) -> tuple[str, str]:
@@ -173,24 +174,23 @@ class ChangeFeedProcessor:
         responses = []
         options = {"max_item_count": self.trigger.get("maxItemsPerInvocation") or 100,
                    "raw_response_hook": lambda response: responses.append(response.http_response)}
-        if lease.continuation is not None:
-            options["continuation"] = lease.continuation
+        if lease.read_from is not None:
+            options["continuation"] = lease.read_from
         else:
             options["feed_range"] = lease.document["FeedRange"]
             options["start_time"] = "Beginning" if self.trigger.get("startFromBeginning") else "Now"
         page = next(self.monitored.query_items_change_feed(**options).by_page(), None)
         documents = list(page) if page is not None else []
         last = responses[-1] if responses else None
-        if last is None or last.status_code == 304:
-            return [], None
-        return documents, last.headers["etag"]
+        return documents, last.headers.get("etag") if last is not None else None
 
     def _step(self, lease: Lease) -> str:
         """One step of a lease: "idle", "delivered" or "failed"."""
         if lease.pending is None:
             documents, continuation = self._read(lease)
             if not documents:
-                # A read with no changes moves nothing forward; the processor checkpoints only after a batch.
+                # Nothing is handed and nothing checkpointed; the processor checkpoints only after a batch.
+                lease.read_from = continuation or lease.read_from
                 return "idle"
             lease.batches_read += 1
             lease.pending = Batch(lease.token, lease.batches_read, documents, continuation)
@@ -206,6 +206,7 @@ class ChangeFeedProcessor:
             batch.failures += 1
             return "failed"
         self._checkpoint(lease, batch.continuation)
+        lease.read_from = batch.continuation
         lease.pending = None
         return "delivered"
 

@@ -200,6 +200,18 @@ def test_a_restarted_processor_resumes_from_the_stored_continuations(kafka_broke
     assert sorted(read_topic(kafka_broker.bootstrap, topic)) == expected_messages(WHISKS_CREATED, WHISKS_CHANGED)
 
 
+def test_without_start_from_beginning_new_leases_hand_only_changes_written_after_the_start(
+        kafka_broker, topic, database, region_settings, start_region):
+    write(database, "whisks", WHISKS_CREATED)
+    settings = region_settings(topic, COSMOSDB_START_FROM_BEGINNING="false")
+    whisks = start_region(settings, functions=["invalidate_whisks"])["invalidate_whisks"]
+    assert whisks.poll_round() == ["idle"] * len(whisks.leases)
+    write(database, "whisks", WHISKS_CHANGED)
+    whisks.run_until_idle()
+    assert sorted(whisks.handed()) == sorted(document["id"] for document, _ in WHISKS_CHANGED)
+    assert sorted(read_topic(kafka_broker.bootstrap, topic)) == expected_messages(WHISKS_CHANGED)
+
+
 def test_a_batch_failed_for_a_missing_topic_is_not_checkpointed_and_is_handed_again_once_the_topic_exists(
         kafka_broker, database, region_settings, start_region):
     topic = new_topic_name()  # not created yet
