@@ -6,9 +6,8 @@ feed as the host's Cosmos DB trigger does (a lease per feed range in the lease c
 only after the function returned, a failed batch handed again) and hands each batch, as the host's JSON
 text, to the function of the app loaded from function_app.py. Then the topic is read back whole.
 
-Every document of one write phase yields keys no other document of that phase yields, so the topic must
-hold exactly the expected messages, byte for byte: none missing, and no duplicate unless its batch was
-handed again.
+The documents and the messages each must yield are tests/written_changes.py's: the topic must hold exactly
+the expected messages, byte for byte, none missing, and none twice unless its batch was handed again.
 """
 
 import io
@@ -17,56 +16,13 @@ import pytest
 from azure.cosmos import PartitionKey
 
 from cache_invalidator.cli.main import main
-from tests.app_loading import BASE_SETTINGS, library_invoker, load_function_app
+from tests.app_loading import library_invoker, load_function_app
 from tests.change_feed_processor import ChangeFeedProcessor
-from tests.contract import contract_json
 from tests.kafka_reading import new_topic_name, read_topic
 from tests.lease_documents import LEASES, lease_store_prefix
-
-DEADLINE = "2"  # KAFKA_DELIVERY_TIMEOUT_SECONDS: a failed batch fails fast
-MAX_ITEMS = "3"  # COSMOSDB_MAX_ITEMS_PER_INVOCATION: several batches per feed range
-FUNCTIONS = {"invalidate_whisks": "whisks", "invalidate_subjects": "subjects"}
-
-# (document, the keys it must invalidate). Actions in packages, packages, rules, limits, subjects.
-WHISKS_CREATED = [({"id": "guest|hello", "exec": {"kind": "nodejs:20"}}, ["guest/hello"]),
-                  ({"id": "guest|pkg"}, ["guest/pkg"]),
-                  ({"id": "guest|pkg|hello"}, ["guest/pkg/hello"]),
-                  ({"id": "guest|rule1", "trigger": "/guest/t1", "action": "/guest/hello"}, ["guest/rule1"])]
-WHISKS_CREATED += [({"id": f"ns{i}|action{i}", "version": "0.0.1"}, [f"ns{i}/action{i}"]) for i in range(16)]
-SUBJECTS_CREATED = [
-    # The subject's own key and its namespace's are the same message here: sent once.
-    ({"id": "alice", "subject": "alice", "namespaces": [{"name": "alice", "uuid": "u-alice", "key": "k-alice"},
-                                                        {"name": "team-a", "uuid": "u-team", "key": "k-team"}]},
-     ["alice", "team-a"]),
-    ({"id": "carol", "subject": "carol", "namespaces": [{"name": "carol-ns", "uuid": "u-c", "key": "k-c"}]},
-     ["carol", "carol-ns"]),
-    ({"id": "guest|limits", "concurrentInvocations": 30}, ["guest/limits", "guest"]),
-]
-SUBJECTS_CREATED += [({"id": f"user{i}", "subject": f"user{i}", "namespaces": [{"name": f"user{i}-ns"}]},
-                      [f"user{i}", f"user{i}-ns"]) for i in range(8)]
-# Written after the creates were checkpointed: updates and soft deletes (OpenWhisk's store deletes so).
-WHISKS_CHANGED = [({"id": "guest|hello", "exec": {"kind": "python:3.11"}}, ["guest/hello"]),
-                  ({"id": "guest|pkg|hello", "_deleted": True}, ["guest/pkg/hello"]),
-                  ({"id": "ns3|action3", "version": "0.0.2"}, ["ns3/action3"])]
-SUBJECTS_CHANGED = [
-    ({"id": "alice", "subject": "alice", "namespaces": [{"name": "alice"}, {"name": "team-b"}]}, ["alice", "team-b"]),
-    ({"id": "carol", "subject": "carol", "_deleted": True, "namespaces": [{"name": "carol-ns"}]}, ["carol", "carol-ns"]),
-    ({"id": "guest|limits", "concurrentInvocations": 60, "_deleted": True}, ["guest/limits", "guest"]),
-]
-
-
-def message(key):
-    return key, contract_json({"instanceId": "cache-invalidator", "key": {"mainId": key}})
-
-
-def expected_messages(*phases):
-    return sorted(message(key) for phase in phases for _, keys in phase for key in keys)
-
-
-def write(database, container, phase):
-    client = database.get_container_client(container)
-    for document, _ in phase:
-        client.upsert_item(document)
+from tests.written_changes import (FUNCTIONS, MAX_ITEMS, POISON_SUBJECTS, REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS,
+                                   SUBJECTS_CHANGED, SUBJECTS_CREATED, WHISKS_CHANGED, WHISKS_CREATED,
+                                   app_settings_over, expected_messages, not_stamped_by, write)
 
 
 @pytest.fixture
@@ -79,13 +35,8 @@ def database(cosmos_database):
 
 @pytest.fixture
 def region_settings(cosmos_emulator, database, kafka_broker):
-    """App settings of a region: this account and database, the test broker, the given topic and cluster id."""
-    def settings(topic, **extra):
-        return {**BASE_SETTINGS, "COSMOSDB": cosmos_emulator.connection_string, "COSMOSDB_NAME": database.id,
-                "COSMOSDB_START_FROM_BEGINNING": "true", "COSMOSDB_MAX_ITEMS_PER_INVOCATION": MAX_ITEMS,
-                "KAFKA_HOSTS": kafka_broker.bootstrap, "KAFKA_TOPIC": topic,
-                "KAFKA_DELIVERY_TIMEOUT_SECONDS": DEADLINE, **extra}
-    return settings
+    """App settings of a region, for a topic and further settings (CLUSTER_ID, ...)."""
+    return lambda topic, **extra: app_settings_over(cosmos_emulator, database, kafka_broker, topic, **extra)
 
 
 @pytest.fixture
@@ -158,14 +109,11 @@ def test_updates_and_soft_deletes_after_a_checkpoint_are_invalidated_and_nothing
 
 def test_a_subject_with_bad_namespace_entries_is_sent_by_its_own_key_and_the_feed_moves_past_it(
         kafka_broker, topic, database, region_settings, start_region):
-    # The poison a container can hold. An id with '/' cannot be written: azure-cosmos refuses it before
-    # sending ("Id contains illegal chars."), as the service does, so it never reaches a change feed.
-    poison = [({"id": "bob", "subject": "bob", "namespaces": [{"uuid": "no-name"}, "junk", {"name": 7}, []]}, ["bob"])]
-    write(database, "subjects", poison + SUBJECTS_CREATED)
+    write(database, "subjects", POISON_SUBJECTS + SUBJECTS_CREATED)
     subjects = start_region(region_settings(topic), functions=["invalidate_subjects"])["invalidate_subjects"]
     subjects.run_until_idle()
     assert "bob" in subjects.handed() and not subjects.failures
-    assert sorted(read_topic(kafka_broker.bootstrap, topic)) == expected_messages(poison, SUBJECTS_CREATED)
+    assert sorted(read_topic(kafka_broker.bootstrap, topic)) == expected_messages(POISON_SUBJECTS, SUBJECTS_CREATED)
     assert subjects.poll_round() == ["idle"] * len(subjects.leases)  # checkpointed past it
 
 
@@ -250,20 +198,6 @@ def test_batches_failed_while_the_broker_is_stopped_are_handed_again_and_nothing
 
 
 # -- two regions over one account ----------------------------------------------------------------
-
-
-REGIONS = ("westeurope", "eastus")
-# Each document stamped by one cluster, by the other, or by none.
-STAMPED_WHISKS = [({"id": f"guest|{stamp or 'nobody'}{i}", **({"_clusterId": stamp} if stamp else {})},
-                   [f"guest/{stamp or 'nobody'}{i}"]) for stamp in (*REGIONS, None) for i in range(5)]
-STAMPED_SUBJECTS = [({"id": f"{stamp or 'nobody'}-user{i}", "namespaces": [{"name": f"{stamp or 'nobody'}-ns{i}"}],
-                     **({"_clusterId": stamp} if stamp else {})},
-                     [f"{stamp or 'nobody'}-user{i}", f"{stamp or 'nobody'}-ns{i}"])
-                    for stamp in (*REGIONS, None) for i in range(3)]
-
-
-def not_stamped_by(cluster_id, phase):
-    return [(document, keys) for document, keys in phase if document.get("_clusterId") != cluster_id]
 
 
 @pytest.fixture
