@@ -81,8 +81,8 @@ def assert_batches_handed_again_whole(processor):
 # -- one region ------------------------------------------------------------------------------------
 
 
-def test_every_created_document_reaches_kafka_from_every_feed_range(kafka_broker, topic, database, region_settings,
-                                                                    start_region):
+def test_every_created_document_reaches_kafka_from_every_feed_range(cosmos_emulator, kafka_broker, topic, database,
+                                                                    region_settings, start_region):
     write(database, "whisks", WHISKS_CREATED)
     write(database, "subjects", SUBJECTS_CREATED)
     processors = start_region(region_settings(topic))
@@ -90,7 +90,8 @@ def test_every_created_document_reaches_kafka_from_every_feed_range(kafka_broker
     assert sorted(read_topic(kafka_broker.bootstrap, topic)) == expected_messages(WHISKS_CREATED, SUBJECTS_CREATED)
     whisks = processors["invalidate_whisks"]
     assert len(whisks.leases) == len(list(database.get_container_client("whisks").read_feed_ranges()))
-    assert sum(1 for lease in whisks.leases if lease.batches_read) > 1, "the changes came from one feed range only"
+    if cosmos_emulator.managed:  # four feed ranges there; a small container of a real account has one
+        assert sum(1 for lease in whisks.leases if lease.batches_read) > 1, "the changes came from one range only"
     assert not whisks.failures and max(len(a.changes) for a in whisks.attempts) == int(MAX_ITEMS)
 
 
@@ -232,6 +233,7 @@ def test_two_regions_keep_their_own_leases_and_continuations_on_one_lease_contai
     assert all(lease.document["id"].startswith("westeurope-whisks") for lease in west.leases)
     assert all(lease.document["id"].startswith("eastus-whisks") for lease in east.leases)
     assert set(continuations(east).values()) == {None}
-    assert None not in set(continuations(west).values())
+    read = {lease.token for lease in west.leases if lease.batches_read}
+    assert read and {token for token, continuation in continuations(west).items() if continuation} == read
     east.run_until_idle()
     assert sorted(east.handed()) == sorted(document["id"] for document, _ in STAMPED_WHISKS)
