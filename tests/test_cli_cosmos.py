@@ -7,7 +7,6 @@ import io
 import re
 import time
 from datetime import datetime, timezone
-from urllib.parse import urlparse
 
 import pytest
 from azure.cosmos import PartitionKey
@@ -16,8 +15,7 @@ from cache_invalidator.cli.main import main
 from cache_invalidator.settings import TriggerSettings
 from tests.contract import contract_json
 from tests.kafka_reading import read_topic
-
-LEASES = "cache-invalidator-lease"
+from tests.lease_documents import LEASES, write_leases
 
 
 @pytest.fixture
@@ -38,51 +36,6 @@ def run(argv, environ):
     out, err = io.StringIO(), io.StringIO()
     code = main(argv, environ=environ, stdout=out, stderr=err)
     return code, out.getvalue(), err.getvalue()
-
-
-def write_leases(database, monitored, lease_prefix, endpoint, owners):
-    """The lease container's documents for one monitored container, as the Cosmos DB extension's change feed
-    processor (Microsoft.Azure.Cosmos, the .NET SDK v3, in Azure/azure-cosmos-dotnet-v3) writes them:
-
-    - ids: `GetLeasePrefix` (ChangeFeedProcessor/Utils/CosmosContainerExtensions.cs) makes the store prefix
-      `<lease prefix><account endpoint host>_<database rid>_<container rid>`; `GetPartitionLeasePrefix`
-      (LeaseManagement/DocumentServiceLeaseStoreManagerOptions.cs) adds `..`, and
-      `DocumentServiceLeaseManagerCosmos.CreateLeaseIfNotExistAsync(PartitionKeyRange, ...)` the partition key
-      range's id as the lease token;
-    - a lease's fields: `DocumentServiceLeaseCore` (LeaseManagement/DocumentServiceLeaseCore.cs): id, version
-      (0, `DocumentServiceLeaseVersion.PartitionKeyRangeBasedLease`), LeaseToken, FeedRange (a `FeedRangeEpk`),
-      Owner, ContinuationToken, properties, timestamp, and Mode ("Incremental Feed" for the latest-version feed);
-    - the store's marker `<store prefix>.info` ({"id"}) and initialization lock `<store prefix>.lock` ({"id", "ttl"})
-      (LeaseManagement/DocumentServiceLeaseStoreCosmos.cs).
-
-    The Functions host passes the trigger's leaseContainerPrefix as the lease prefix. Returns the lease ids.
-    """
-    host = urlparse(endpoint).hostname
-    database_rid = database.read()["_rid"]
-    container = database.get_container_client(monitored)
-    store = f"{lease_prefix}{host}_{database_rid}_{container.read()['_rid']}"
-    leases = database.get_container_client(LEASES)
-    leases.create_item({"id": f"{store}.info"})
-    leases.create_item({"id": f"{store}.lock", "ttl": 60})
-    ids = []
-    # The partition key ranges, as the processor reads them (GET .../pkranges); no public call of azure-cosmos has them.
-    ranges = container.client_connection._ReadPartitionKeyRanges(container.container_link)
-    for i, pk_range in enumerate(ranges):
-        lease = {
-            "id": f"{store}..{pk_range['id']}",
-            "version": 0,
-            "LeaseToken": pk_range["id"],
-            "FeedRange": {"Range": {"min": pk_range["minInclusive"], "max": pk_range["maxExclusive"],
-                                    "isMinInclusive": True, "isMaxInclusive": False}},
-            "Owner": owners[i % len(owners)],
-            "ContinuationToken": '"12"',
-            "properties": {},
-            "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "Mode": "Incremental Feed",
-        }
-        leases.create_item(lease)
-        ids.append(lease["id"])
-    return ids
 
 
 # -- the adapter and check ----------------------------------------------------------------------
