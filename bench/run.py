@@ -513,6 +513,43 @@ def warm_broker(raw: measure.RawClient, pool: list, seconds: float = 10.0) -> No
         index += 10
 
 
+def without(app: measure.AppPath, limit: measure.LimitPath, pools: dict, out) -> None:
+    """The app path as shipped beside itself without the batch log line, without the drain, and without both
+    (diagnostics of what stands between the app and the limit; not shippable), all interleaved with the limit."""
+    from cache_invalidator import handler, producer
+
+    shipped = (handler._report_batch, producer.InvalidationProducer.deliver)
+
+    def plain_deliver(self, invalidations):
+        produce, topic = self._producer.produce, self.settings.topic
+        for key, value in invalidations:
+            produce(topic, value, key)
+        self._producer.flush(self.settings.delivery_timeout_seconds)
+
+    variants = {
+        "as shipped": shipped,
+        "no log line": (lambda *args: None, shipped[1]),
+        "produce+flush()": (shipped[0], plain_deliver),
+        "neither": (lambda *args: None, plain_deliver),
+    }
+    print("== what stands between the app and the limit: median ms per batch, the variants interleaved\n", file=out)
+    print(f"{'docs':>5}" + "".join(f"{name:>17}" for name in [*variants, "limit"]), file=out)
+    try:
+        for n, pool in pools.items():
+            times: dict[str, list[float]] = {name: [] for name in [*variants, "limit"]}
+            per_round = max(2, 5_000 // n // ROUNDS)
+            for rnd in range(ROUNDS):
+                for name, (report_batch, deliver) in variants.items():
+                    handler._report_batch, producer.InvalidationProducer.deliver = report_batch, deliver
+                    times[name] += measure.timed_batches(app.run, pool, rnd * per_round, per_round)
+                times["limit"] += measure.timed_batches(limit.run, pool, rnd * per_round, per_round)
+            print(f"{n:>5}" + "".join(f"{statistics.median(v) * 1000:>17.3f}" for v in times.values()), file=out)
+    finally:
+        handler._report_batch, producer.InvalidationProducer.deliver = shipped
+    print("\n(no log line: handler._report_batch does nothing; produce+flush(): deliver() without the drain's "
+          "bookkeeping and without failure reports)\n\n", file=out)
+
+
 def profile(args, user_kafka: dict[str, str]) -> str:
     """The app path by stage beside the limit at 10, 100 and 1000 documents, then cProfile at 100; the text."""
     size, batches = 100, 300
@@ -542,6 +579,7 @@ def profile(args, user_kafka: dict[str, str]) -> str:
                   f"{m['total']:>8.3f}{statistics.median(limits) * 1000:>8.3f}", file=out)
         print("\n(rest: settings, the log line and the function's own frames; total is the median of the sums)\n\n",
               file=out)
+        without(app, limit, {1: workload.make_batches(ContainerKind.WHISKS, 1, 500, 10**6, settings), **pools}, out)
         pool = pools[size]
         plain = measure.timed_batches(app.run, pool, 0, batches)
         profiler = cProfile.Profile()

@@ -77,9 +77,9 @@ class ChangeHandler:
         hands a `str` parameter) or already decoded (a func.DocumentList or a list).
         """
         started = time.monotonic()
-        documents = change_documents(changes, container)
         settings = self.settings
-        batch = translate(documents, kind, **settings.translation_options())
+        # The documents are not kept: freeing them costs less before the wait for Kafka than after it.
+        batch = translate(change_documents(changes, container), kind, **settings.translation_options())
         report_skipped(batch, container)
         outcome = "failed"
         try:
