@@ -71,9 +71,17 @@ class _QueueDrain:
         self._emptied = 0  # the number of the last flush that left the queue empty
 
     def admit(self, timeout: float) -> bool:
-        """Waits until no flush runs; False if that took longer than the timeout."""
+        """Waits until the flush running now, if any, has ended; False if that took longer than the timeout.
+
+        Waiting for that flush's end, not for a moment when none runs, lets every
+        waiting batch in at once, before any one of them can start the next flush.
+        Each thread adds one batch per flush at most, so a flush still ends.
+        """
         with self._changed:
-            return not self._flushing or self._changed.wait_for(lambda: not self._flushing, timeout)
+            if not self._flushing:
+                return True
+            running = self._flushes
+            return self._changed.wait_for(lambda: self._flushes != running, timeout)
 
     def wait_empty(self, deadline: float) -> bool:
         """True once the queue has been empty since the caller's messages joined it; False at the deadline."""
