@@ -288,7 +288,7 @@ def chart(results, path: Path) -> None:
     ratios = [ratio(results, "app", "limit", s) for s in sizes]
     drawn = bars.bar([str(s) for s in sizes], ratios, color=["tab:blue" if r >= TARGET else "tab:orange" for r in ratios])
     bars.axhline(TARGET, color="black", linestyle="--", linewidth=1)
-    bars.annotate(f"goal {TARGET}", (len(sizes) - 0.5, TARGET), textcoords="offset points", xytext=(-40, 4), fontsize=9)
+    bars.annotate(f"goal {TARGET}", (-0.45, TARGET), textcoords="offset points", xytext=(0, 4), fontsize=9)
     for bar, r in zip(drawn, ratios):
         bars.annotate(f"{r:.2f}", (bar.get_x() + bar.get_width() / 2, r), textcoords="offset points",
                       xytext=(0, 4), ha="center", fontsize=10, fontweight="bold")
