@@ -147,7 +147,7 @@ def _poison_reason(document: Any) -> str:
     if document is None:
         return "the document is null"
     if not isinstance(document, Mapping):
-        return f"the document is a {type(document).__name__}, not an object"
+        return f"the document is a {_json_type(document)}, not an object"
     if "id" not in document:
         return "the document has no id"
     doc_id = document["id"]

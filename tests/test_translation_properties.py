@@ -177,3 +177,10 @@ def test_documents_as_the_host_sends_them_translate_as_the_json_says(documents, 
 def test_the_id_strategies_draw_every_special_character(character):
     for strategy in (ANY_TEXT, ID_TEXT, *([PLAIN_TEXT] if character not in LONE_SURROGATES + ["/"] else [])):
         assert character in find(strategy, lambda text: character in text, settings=FIND_SETTINGS)
+
+
+def test_a_number_beyond_64_bits_is_poison_the_same_way_whichever_parser_read_it():
+    # orjson reads -2**63 - 1 as a float, json as an int: the reason names the JSON type, so both agree.
+    text = json.dumps([-9_223_372_036_854_775_809])
+    batch = translate(change_documents(text, "whisks"), ContainerKind.WHISKS, instance_id="cache-invalidator")
+    assert batch.poison == translate(json.loads(text), ContainerKind.WHISKS, instance_id="cache-invalidator").poison
