@@ -16,6 +16,11 @@ from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False
 from typing import Any, NamedTuple, Optional
 
 
+# Cosmos DB's _ts is seconds since 1970, an unsigned 64-bit number; anything
+# else is no timestamp (and beyond 64 bits orjson reads a float where json reads an int).
+_TS_LIMIT = 2**64
+
+
 class ContainerKind(enum.Enum):
     """Which OpenWhisk container a batch comes from; it decides the keys."""
 
@@ -103,7 +108,7 @@ def translate(
             poison.append(SkippedDocument(position, "its id is not valid Unicode (a lone surrogate)"))
             continue
         timestamp = document.get("_ts")
-        if type(timestamp) is int and (newest is None or timestamp > newest):
+        if type(timestamp) is int and 0 <= timestamp < _TS_LIMIT and (newest is None or timestamp > newest):
             newest = timestamp
         if cluster_id is not None and document.get("_clusterId") == cluster_id:
             own_cluster += 1

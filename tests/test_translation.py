@@ -137,3 +137,7 @@ def test_newest_timestamp_is_the_largest_ts():
 def test_document_count_includes_poison_and_own_cluster():
     batch = run([{"id": "a", "_clusterId": "c"}, None, {"id": "b"}], cluster_id="c")
     assert batch.documents == 3
+
+
+def test_a_ts_that_is_no_unsigned_64_bit_number_is_no_timestamp():
+    assert run([{"id": "a", "_ts": -1}, {"id": "b", "_ts": 2**64}, {"id": "c", "_ts": 1.5}]).newest_timestamp is None
