@@ -160,6 +160,9 @@ def test_any_string_id_is_either_its_unescaped_key_or_reported_poison(doc_id, ki
                           max_size=6),
        kind=KINDS, cluster_id=CLUSTERS, auth_keys=st.booleans())
 @example(documents=[UFFFF_SUBJECT], kind=ContainerKind.SUBJECTS, cluster_id=None, auth_keys=True)
+# Beyond 64 bits orjson reads a float where json reads an int.
+@example(documents=[{"_ts": -9_223_372_036_854_775_809, "id": "0"}, -9_223_372_036_854_775_809],
+         kind=ContainerKind.WHISKS, cluster_id=None, auth_keys=False)
 def test_documents_as_the_host_sends_them_translate_as_the_json_says(documents, kind, cluster_id, auth_keys,
                                                                       openwhisk_parser):
     # The function receives the host's JSON text (`changes: str`); the handler
@@ -178,9 +181,3 @@ def test_the_id_strategies_draw_every_special_character(character):
     for strategy in (ANY_TEXT, ID_TEXT, *([PLAIN_TEXT] if character not in LONE_SURROGATES + ["/"] else [])):
         assert character in find(strategy, lambda text: character in text, settings=FIND_SETTINGS)
 
-
-def test_a_number_beyond_64_bits_is_poison_the_same_way_whichever_parser_read_it():
-    # orjson reads -2**63 - 1 as a float, json as an int: the reason names the JSON type, so both agree.
-    text = json.dumps([-9_223_372_036_854_775_809])
-    batch = translate(change_documents(text, "whisks"), ContainerKind.WHISKS, instance_id="cache-invalidator")
-    assert batch.poison == translate(json.loads(text), ContainerKind.WHISKS, instance_id="cache-invalidator").poison
