@@ -13,7 +13,6 @@ the expected messages, byte for byte, none missing, and none twice unless its ba
 import io
 
 import pytest
-from azure.cosmos import PartitionKey
 
 from cache_invalidator.cli.main import main
 from tests.app_loading import library_invoker, load_function_app
@@ -22,15 +21,12 @@ from tests.kafka_reading import new_topic_name, read_topic
 from tests.lease_documents import LEASES, lease_store_prefix
 from tests.written_changes import (FUNCTIONS, MAX_ITEMS, POISON_SUBJECTS, REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS,
                                    SUBJECTS_CHANGED, SUBJECTS_CREATED, WHISKS_CHANGED, WHISKS_CREATED,
-                                   app_settings_over, expected_messages, not_stamped_by, write)
+                                   app_settings_over, expected_messages, not_stamped_by, with_containers, write)
 
 
 @pytest.fixture
 def database(cosmos_database):
-    """whisks and subjects; the lease container is left to the trigger to create."""
-    for name in FUNCTIONS.values():
-        cosmos_database.create_container(name, partition_key=PartitionKey(path="/id"))
-    return cosmos_database
+    return with_containers(cosmos_database)
 
 
 @pytest.fixture

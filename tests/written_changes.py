@@ -56,6 +56,15 @@ def expected_messages(*phases):
     return sorted(message(key) for phase in phases for _, keys in phase for key in keys)
 
 
+def with_containers(database):
+    """The database with whisks and subjects; the lease container is left to the trigger to create."""
+    from azure.cosmos import PartitionKey
+
+    for name in FUNCTIONS.values():
+        database.create_container(name, partition_key=PartitionKey(path="/id"))
+    return database
+
+
 def write(database, container, phase):
     """Upserts the phase's documents into the container, in order."""
     client = database.get_container_client(container)

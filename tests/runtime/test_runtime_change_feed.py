@@ -9,21 +9,17 @@ JSON array; a Failure response is a failed invocation, and the batch is handed a
 import json
 
 import pytest
-from azure.cosmos import PartitionKey
 
 from tests.change_feed_processor import ChangeFeedProcessor
 from tests.kafka_reading import new_topic_name, read_topic
-from tests.written_changes import (FUNCTIONS, POISON_SUBJECTS, REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS,
+from tests.written_changes import (POISON_SUBJECTS, REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS,
                                    SUBJECTS_CHANGED, SUBJECTS_CREATED, WHISKS_CHANGED, WHISKS_CREATED,
-                                   app_settings_over, expected_messages, not_stamped_by, write)
+                                   app_settings_over, expected_messages, not_stamped_by, with_containers, write)
 
 
 @pytest.fixture
 def database(cosmos_database):
-    """whisks and subjects; the lease container is left to the trigger to create."""
-    for name in FUNCTIONS.values():
-        cosmos_database.create_container(name, partition_key=PartitionKey(path="/id"))
-    return cosmos_database
+    return with_containers(cosmos_database)
 
 
 @pytest.fixture
