@@ -9,9 +9,10 @@ would cost a Python call and a Message object each, as much as all the rest
 of a batch's work, so the producer reports only failures
 (delivery.report.only.error) and a batch waits until the producer's queue has
 drained (flush). That queue also holds the messages of batches produced beside
-it, so a batch may wait for those too; to keep every drain finite, a new batch
-joins the queue only while no flush runs (_QueueDrain). Events (delivery
-reports, errors, librdkafka's log lines) are served by those flushes.
+it, so a batch may wait for those too; to keep every drain finite, a batch
+that arrives while a flush runs joins the queue when that flush ends
+(_QueueDrain). Events (delivery reports, errors, librdkafka's log lines) are
+served by those flushes.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class _QueueDrain:
 
     One thread flushes while the others wait for its outcome: librdkafka hands
     each event to one poller only, so two threads flushing at once would each
-    sleep through the other's events. New batches are held back while a flush
-    runs, so that the queue it waits on can only shrink and every flush ends.
+    sleep through the other's events. Batches arriving meanwhile are held back
+    until the running flush ends, so that every flush ends.
     """
 
     def __init__(self, flush):
@@ -148,7 +149,7 @@ class InvalidationProducer:
                 produce(topic, value, key, on_delivery=failures)
                 queued += 1
         except (BufferError, KafkaException):
-            error = self._produce_rest(invalidations, queued, failures, deadline)
+            queued, error = self._produce_rest(invalidations, queued, failures, deadline)
         if error is not None:
             raise DeliveryError(self._describe_failure(f"{total - queued} of {total} invalidations could not be queued", error))
         drained = self._drain.wait_empty(deadline)
@@ -161,8 +162,10 @@ class InvalidationProducer:
                 None))
 
     def _produce_rest(self, invalidations: Sequence[Invalidation], queued: int, failures: _BatchFailures,
-                      deadline: float) -> Optional[KafkaError]:
-        """Queues the invalidations from `queued` on, waiting while the local queue is full; the error that stopped it, if any."""
+                      deadline: float) -> tuple[int, Optional[KafkaError]]:
+        """Queues the invalidations from `queued` on, waiting while the local queue is full.
+
+        Returns how many are queued in all, and the error that stopped it, if any."""
         for key, value in invalidations[queued:]:
             while True:
                 try:
@@ -171,11 +174,13 @@ class InvalidationProducer:
                 except BufferError:
                     # The local queue is full of unacknowledged messages: serve its events to make room.
                     if time.monotonic() >= deadline:
-                        return KafkaError(KafkaError._QUEUE_FULL, "the local producer queue stayed full until the deadline")
+                        return queued, KafkaError(KafkaError._QUEUE_FULL,
+                                                  "the local producer queue stayed full until the deadline")
                     self._producer.poll(_QUEUE_FULL_POLL_SECONDS)
                 except KafkaException as exc:
-                    return exc.args[0]
-        return None
+                    return queued, exc.args[0]
+            queued += 1
+        return queued, None
 
     def close(self, timeout: float = 5.0) -> None:
         """Delivers what is queued within the timeout, drops the rest, and releases the client."""
