@@ -6,7 +6,10 @@ real account too (COSMOSDB_TEST_CONNECTION); the two that describe the
 emulator only (its four feed ranges, its ignoring a start time) skip there.
 """
 
+import json
 import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timezone
 
 import pytest
@@ -127,3 +130,50 @@ def test_a_datetime_start_time_is_ignored_while_ts_is_right(emulator_only, conta
     changes = {c["id"]: c["_ts"] for c in container.query_items_change_feed(start_time=start)}
     assert sorted(changes) == ["guest|early", "guest|late"]
     assert changes["guest|early"] < start.timestamp() <= changes["guest|late"]
+
+
+# -- wire details other SDKs rely on (Microsoft's Java SDK, whose change feed processor tests/trigger_listener.py runs)
+
+def raw_request(endpoint, path, headers=()):
+    """(status, headers, JSON body) of a GET to the emulator, which checks no key: nothing signed."""
+    request = urllib.request.Request(endpoint.rstrip("/") + path, headers=dict(headers))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read() or b"null")
+
+
+def test_a_container_is_addressed_by_its_database_and_container_rids(cosmos_database, container):
+    container.upsert_item({"id": "guest|by-rid"})
+    by_rid = f"dbs/{cosmos_database.read()['_rid']}/colls/{container.read()['_rid']}"
+    by_name = f"dbs/{cosmos_database.id}/colls/{container.id}"
+    connection = container.client_connection
+    assert list(connection._ReadPartitionKeyRanges(by_rid)) == list(connection._ReadPartitionKeyRanges(by_name))
+    rows = list(connection.QueryItems(by_rid, "SELECT c.id FROM c", {"enableCrossPartitionQuery": True}))
+    assert [row["id"] for row in rows] == ["guest|by-rid"]
+
+
+def test_a_container_response_names_its_database_as_owner_in_the_content_path_headers(cosmos_database):
+    headers = {}
+    cosmos_database.create_container("subjects", partition_key=PartitionKey(path="/id"),
+                                     raw_response_hook=lambda r: headers.update(r.http_response.headers))
+    assert headers["x-ms-alt-content-path"] == f"dbs/{cosmos_database.id}"
+    assert headers["x-ms-content-path"] == cosmos_database.read()["_rid"]
+
+
+def test_a_document_response_names_its_container_as_owner_in_the_content_path_headers(cosmos_database, container):
+    headers = {}
+    container.upsert_item({"id": "guest|owned"}, raw_response_hook=lambda r: headers.update(r.http_response.headers))
+    assert headers["x-ms-alt-content-path"] == f"dbs/{cosmos_database.id}/colls/{container.id}"
+    assert headers["x-ms-content-path"] == container.read()["_rid"]
+
+
+def test_an_empty_continuation_header_reads_from_the_first_page(emulator_only, cosmos_emulator, cosmos_database,
+                                                                container):
+    container.upsert_item({"id": "guest|first"})
+    path = f"/dbs/{cosmos_database.id}/colls/{container.id}/docs"
+    status, _, body = raw_request(cosmos_emulator.endpoint, path, {"x-ms-continuation": ""})
+    assert status == 200 and [d["id"] for d in body["Documents"]] == ["guest|first"]
+    status, _, _ = raw_request(cosmos_emulator.endpoint, path, {"x-ms-continuation": "not a continuation"})
+    assert status == 400

@@ -2,14 +2,22 @@
 //! `in_memory_emulator`) over plain HTTP on 127.0.0.1, so that the Python SDK
 //! and the Functions extension's wire protocol can be tested without Docker.
 //!
+//! It also speaks three details of the service's wire protocol that the emulator
+//! lacks and other SDKs (Microsoft's Java SDK, whose change feed processor the
+//! tests run) rely on: paths by resource id (`/dbs/<database _rid>/colls/<container
+//! _rid>/...`), the `x-ms-alt-content-path` and `x-ms-content-path` response
+//! headers (the owner's path by name and its _rid), and an empty
+//! `x-ms-continuation` request header, which means no continuation.
+//!
 //! Usage: cosmos-emulator [--port PORT]. PORT 0 (the default) takes a free
 //! port. Once it listens, it prints `listening on 127.0.0.1:PORT` on stdout.
 //! Exit codes: 1 failure, 2 usage, 6 the port is taken (as scripts/kafka).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use azure_core::http::{Method, Request, Url};
 use azure_data_cosmos_driver::in_memory_emulator::{
@@ -70,7 +78,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let emulator = Arc::new(InMemoryEmulatorHttpClient::new(config));
+    let emulator = Arc::new(Account { emulator: InMemoryEmulatorHttpClient::new(config), names: Mutex::default() });
     println!("listening on {HOST}:{port}");
     let _ = std::io::stdout().flush();
 
@@ -82,13 +90,13 @@ async fn main() -> ExitCode {
                 continue;
             }
         };
-        let emulator = Arc::clone(&emulator);
+        let account = Arc::clone(&emulator);
         let gateway = gateway.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let emulator = Arc::clone(&emulator);
+                let account = Arc::clone(&account);
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(serve(&emulator, &gateway, request).await) }
+                async move { Ok::<_, Infallible>(serve(&account, &gateway, request).await) }
             });
             if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
                 if !e.is_incomplete_message() {
@@ -99,7 +107,127 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(emulator: &InMemoryEmulatorHttpClient, gateway: &Url, request: hyper::Request<Incoming>) -> Response {
+/// The emulator, and what it told us of databases' and containers' resource ids.
+struct Account {
+    emulator: InMemoryEmulatorHttpClient,
+    names: Mutex<Names>,
+}
+
+/// Names and _rids of the databases and containers, learned by listing them when a path names one not
+/// known yet, and forgotten whenever a database or container is created, replaced or deleted. A segment
+/// is taken for a _rid only when it is no database's (or container's) name.
+#[derive(Default)]
+struct Names {
+    database_rids: HashMap<String, String>,                   // name -> _rid
+    database_names: HashMap<String, String>,                  // _rid -> name
+    container_rids: HashMap<(String, String), String>,        // (database name, name) -> _rid
+    container_names: HashMap<(String, String), String>,       // (database name, _rid) -> name
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Database,
+    Container,
+}
+
+impl Account {
+    /// (name, _rid) of a database or container named by name or by _rid; None when it does not exist.
+    async fn resolve(&self, gateway: &Url, kind: Kind, database: &str, segment: &str) -> Option<(String, String)> {
+        if let Some(found) = self.lookup(kind, database, segment) {
+            return Some(found);
+        }
+        self.refresh(gateway, kind, database).await;
+        self.lookup(kind, database, segment)
+    }
+
+    fn lookup(&self, kind: Kind, database: &str, segment: &str) -> Option<(String, String)> {
+        let names = self.names.lock().expect("the names lock");
+        let key = |s: &str| (database.to_owned(), s.to_owned());
+        let (by_name, by_rid) = match kind {
+            Kind::Database => (names.database_rids.get(segment), names.database_names.get(segment)),
+            Kind::Container => (names.container_rids.get(&key(segment)), names.container_names.get(&key(segment))),
+        };
+        match (by_name, by_rid) {
+            (Some(rid), _) => Some((segment.to_owned(), rid.clone())),
+            (None, Some(name)) => Some((name.clone(), segment.to_owned())),
+            (None, None) => None,
+        }
+    }
+
+    /// Lists the databases (or a database's containers) through the emulator and records their names and _rids.
+    async fn refresh(&self, gateway: &Url, kind: Kind, database: &str) {
+        let (path, field) = match kind {
+            Kind::Database => ("/dbs".to_owned(), "Databases"),
+            Kind::Container => (format!("/dbs/{database}/colls"), "DocumentCollections"),
+        };
+        let mut url = gateway.clone();
+        url.set_path(&path);
+        let mut request = Request::new(url, Method::Get);
+        request.insert_header("x-ms-max-item-count", "-1");
+        let Ok(response) = self.emulator.execute_request(&request).await else { return };
+        let Ok(raw) = response.try_into_raw_response().await else { return };
+        if u16::from(raw.status()) != 200 {
+            return;
+        }
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(raw.body().as_ref()) else { return };
+        let listed: Vec<(String, String)> = body[field]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| Some((item["id"].as_str()?.to_owned(), item["_rid"].as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut names = self.names.lock().expect("the names lock");
+        match kind {
+            Kind::Database => {
+                names.database_rids = listed.iter().cloned().collect();
+                names.database_names = listed.into_iter().map(|(name, rid)| (rid, name)).collect();
+            }
+            Kind::Container => {
+                names.container_rids.retain(|(db, _), _| db != database);
+                names.container_names.retain(|(db, _), _| db != database);
+                for (name, rid) in listed {
+                    names.container_rids.insert((database.to_owned(), name.clone()), rid.clone());
+                    names.container_names.insert((database.to_owned(), rid), name);
+                }
+            }
+        }
+    }
+
+    /// The path with a database's and a container's _rid replaced by their names, and the response's
+    /// (x-ms-alt-content-path, x-ms-content-path): the owner of the addressed resource, by name and by _rid,
+    /// as the service sends them (dbs/<db> for a container or a container feed; dbs/<db>/colls/<c> for
+    /// anything inside a container; none for the account and databases).
+    async fn by_name(&self, gateway: &Url, path: &str) -> (String, Option<(String, String)>) {
+        let mut segments: Vec<String> = path.trim_start_matches('/').split('/').map(str::to_owned).collect();
+        if segments.len() < 2 || segments[0] != "dbs" || segments[1].is_empty() {
+            return (path.to_owned(), None);
+        }
+        let Some((database, database_rid)) = self.resolve(gateway, Kind::Database, "", &segments[1]).await else {
+            return (path.to_owned(), None);
+        };
+        segments[1] = database.clone();
+        let mut owner = (segments.len() >= 3).then(|| (format!("dbs/{database}"), database_rid));
+        if segments.len() >= 4 && segments[2] == "colls" && !segments[3].is_empty() {
+            match self.resolve(gateway, Kind::Container, &database, &segments[3]).await {
+                Some((container, container_rid)) => {
+                    segments[3] = container.clone();
+                    if segments.len() >= 5 {
+                        owner = Some((format!("dbs/{database}/colls/{container}"), container_rid));
+                    }
+                }
+                // Inside a container that does not exist: the emulator answers 404, with no owner to name.
+                None if segments.len() >= 5 => owner = None,
+                None => {}
+            }
+        }
+        (format!("/{}", segments.join("/")), owner)
+    }
+}
+
+async fn serve(account: &Account, gateway: &Url, request: hyper::Request<Incoming>) -> Response {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(body) => body.to_bytes(),
@@ -113,19 +241,26 @@ async fn serve(emulator: &InMemoryEmulatorHttpClient, gateway: &Url, request: hy
     // the emulator's router does not accept; the service itself ignores it.
     let path = parts.uri.path();
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let (path, owner) = account.by_name(gateway, path).await;
+    // A database or container created, replaced or deleted: what we knew of names and _rids may be stale.
+    let changes_names = method != Method::Get && path.trim_start_matches('/').split('/').count() <= 4;
     let mut url = gateway.clone();
-    url.set_path(path);
+    url.set_path(&path);
     url.set_query(parts.uri.query());
 
     let mut core_request = Request::new(url, method);
     for (name, value) in &parts.headers {
         if let Ok(value) = value.to_str() {
+            // The Java SDK sends an empty continuation on a query's first page; the service reads it as none.
+            if name.as_str() == "x-ms-continuation" && value.trim().is_empty() {
+                continue;
+            }
             core_request.insert_header(name.as_str().to_owned(), value.to_owned());
         }
     }
     core_request.set_body(body.to_vec());
 
-    let response = match emulator.execute_request(&core_request).await {
+    let response = match account.emulator.execute_request(&core_request).await {
         Ok(response) => response,
         Err(e) => return plain(500, format!("in-memory emulator error: {e}")),
     };
@@ -133,12 +268,20 @@ async fn serve(emulator: &InMemoryEmulatorHttpClient, gateway: &Url, request: hy
         Ok(raw) => raw,
         Err(e) => return plain(500, format!("cannot read the emulator's response: {e}")),
     };
+    if changes_names {
+        *account.names.lock().expect("the names lock") = Names::default();
+    }
     let mut builder = hyper::Response::builder().status(u16::from(raw.status()));
+    let mut has_owner = false;
     for (name, value) in raw.headers().iter() {
+        has_owner |= matches!(name.as_str(), "x-ms-alt-content-path" | "x-ms-content-path");
         // hyper frames the body itself.
         if !matches!(name.as_str(), "content-length" | "transfer-encoding") {
             builder = builder.header(name.as_str(), value.as_str());
         }
+    }
+    if let (Some((owner_path, owner_rid)), false) = (owner, has_owner) {
+        builder = builder.header("x-ms-alt-content-path", owner_path).header("x-ms-content-path", owner_rid);
     }
     let body = Bytes::copy_from_slice(raw.body().as_ref());
     builder
