@@ -63,3 +63,36 @@ def app_with_annotation(tmp_path):
         return app_dir
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trigger_listener_classpath():
+    """Microsoft's Java change feed processor, fetched and compiled once (tests/trigger_listener.py)."""
+    from tests.trigger_listener import TriggerListenerError, build
+
+    try:
+        return build()
+    except (TriggerListenerError, OSError) as e:
+        pytest.fail(f"could not build the change feed processor: {e}", pytrace=False)
+
+
+@pytest.fixture
+def start_instance(start_worker, trigger_listener_classpath, tmp_path):
+    """Starts one instance of a region's app: a worker for these settings and Microsoft's change feed processor
+    for each of its triggers (tests/trigger_listener.py), named `host_name`. Stopped after the test."""
+    from tests.trigger_listener import LeaseIntervals, TriggerListener, cosmos_triggers
+
+    started = []
+
+    def start(settings, host_name, intervals=LeaseIntervals(renew=1.0, acquire=1.0, expiration=5.0)):
+        host = start_worker(settings)
+        listener = TriggerListener(trigger_listener_classpath, cosmos_triggers(host.functions), settings,
+                                   host.invoke, host_name=host_name, intervals=intervals,
+                                   stderr_path=tmp_path / f"{host_name}.stderr")
+        listener.worker = host
+        started.append(listener)
+        return listener
+
+    yield start
+    for listener in started:
+        listener.close()

@@ -1,0 +1,361 @@
+"""Microsoft's Java change feed processor as the Functions host's Cosmos DB trigger listener, for one app instance.
+
+In Azure the Cosmos DB extension (.NET) runs the .NET SDK's change feed processor for each trigger and hands every
+batch to the worker; neither runs here. Microsoft's Java SDK, com.azure:azure-cosmos 4.81.0, has a processor of the
+same design, and it runs against the project's emulator (scripts/cosmos) with no proxy between:
+``tests/trigger_listener/TriggerListener.java`` starts one ``ChangeFeedProcessor`` per function, with the trigger's
+container, lease container, lease prefix, maxItemsPerInvocation, startFromBeginning and feedPollDelay, and the
+lease renew, acquire and expiration intervals the test chooses. Each batch crosses to this process as a JSON array
+(a line on the JVM's stdout); ``TriggerListener`` here invokes the function with it through
+``tests.runtime.worker_host.WorkerHost`` (the worker runtime, as the host sends an InvocationRequest) and answers
+``ok`` or ``failed``. The Java handler returns only after ``ok``, so the processor checkpoints; after ``failed`` it
+throws, and the processor keeps the lease's continuation and hands the changes again.
+
+Why ``handleLatestVersionChanges``: its leases are the EPK-range leases
+(sdk/cosmos/azure-cosmos/src/main/java/com/azure/cosmos/implementation/changefeed/epkversion/ServiceItemLeaseV1.java,
+``LeaseVersion.EPK_RANGE_BASED_LEASE``, version 1), one per feed range, ids
+``<lease prefix><account host>_<database _rid>_<container _rid>..<min>-<max>``
+(epkversion/LeaseStoreManagerImpl.java; the store prefix of ChangeFeedProcessorImplBase.java), as the .NET
+processor writes for a feed-range lease (tests/lease_documents.py). ``handleChanges`` writes the older
+partition-key-range leases (implementation/changefeed/pkversion/) whose store prefix holds the database's and
+container's names instead of their _rids.
+
+The jars come from Maven Central through Maven (``tests/trigger_listener/pom.xml``) into
+``.cache/trigger-listener/lib-<hash of the pom>/``; the class is compiled with javac into
+``.cache/trigger-listener/classes-<hash of the source and the pom>/``, as tests/openwhisk_oracle.py does for
+OpenWhisk's parser: a marker file after each complete step, a file lock for concurrent runs.
+
+Nothing here depends on pytest: bench/ uses it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_DIR = Path(__file__).resolve().parent / "trigger_listener"
+SOURCE = SOURCE_DIR / "TriggerListener.java"
+POM = SOURCE_DIR / "pom.xml"
+CACHE = REPO_ROOT / ".cache" / "trigger-listener"
+MAIN_CLASS = "triggerlistener.TriggerListener"
+AZURE_COSMOS_VERSION = "4.81.0"
+START_TIMEOUT = 120.0
+FETCH_TIMEOUT = 900
+
+# The SDK's own defaults (ChangeFeedProcessorOptions): renew 17 s, acquire 13 s, expire 60 s.
+@dataclasses.dataclass(frozen=True)
+class LeaseIntervals:
+    """How often an instance renews its leases and looks for others, and when an unrenewed lease expires (s)."""
+
+    renew: float = 17.0
+    acquire: float = 13.0
+    expiration: float = 60.0
+
+
+class TriggerListenerError(RuntimeError):
+    """The processor could not be fetched, compiled or started, or it stopped."""
+
+
+@dataclasses.dataclass
+class HandedBatch:
+    """One batch the processor handed over, and what became of it."""
+
+    instance: str
+    function: str
+    number: int
+    documents: list
+    outcome: str = "running"  # "ok", "failed", "held" (never answered) or "running"
+    error: str = ""
+    answered_at: Optional[float] = None
+
+    @property
+    def changes(self) -> list[tuple]:
+        return [(doc.get("id"), doc.get("_etag")) for doc in self.documents]
+
+
+# -- fetching and compiling (once, cached) -----------------------------------
+
+costs: dict[str, float] = {}
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).splitlines()[-lines:])
+
+
+def _tool(name: str) -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = Path(java_home) / "bin" / name if java_home else None
+    if candidate is not None and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise TriggerListenerError(f"{name} not found on PATH or in JAVA_HOME; Java 17 runs Microsoft's change "
+                                   f"feed processor (tests/trigger_listener)")
+    return found
+
+
+def _fetch_jars() -> Path:
+    lib = CACHE / f"lib-{_digest(POM)}"
+    if (lib / "COMPLETE").is_file():
+        return lib
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise TriggerListenerError("mvn not found on PATH; Maven fetches azure-cosmos once")
+    m2 = CACHE / "m2"
+    tmp = CACHE / f"lib.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    log = CACHE / "mvn.log"
+    cmd = [mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(POM), f"-Dmaven.repo.local={m2}",
+           "dependency:copy-dependencies", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
+    started = time.monotonic()
+    with open(log, "w") as out:
+        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             timeout=FETCH_TIMEOUT)
+    if rc != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TriggerListenerError(f"fetching azure-cosmos {AZURE_COSMOS_VERSION} with Maven failed (exit {rc}); "
+                                   f"is Maven Central reachable?\n--- tail of {log} ---\n{_tail(log)}")
+    if not (tmp / f"azure-cosmos-{AZURE_COSMOS_VERSION}.jar").is_file():
+        raise TriggerListenerError(f"Maven fetched no azure-cosmos-{AZURE_COSMOS_VERSION}.jar into {tmp}")
+    shutil.rmtree(lib, ignore_errors=True)
+    os.rename(tmp, lib)
+    shutil.rmtree(m2, ignore_errors=True)  # the jars are all we need
+    (lib / "COMPLETE").write_text("\n".join(sorted(p.name for p in lib.glob("*.jar"))) + "\n")
+    costs["fetch"] = time.monotonic() - started
+    return lib
+
+
+def _compile(lib: Path) -> Path:
+    classes = CACHE / f"classes-{_digest(SOURCE, POM)}"
+    if (classes / "COMPLETE").is_file():
+        return classes
+    tmp = CACHE / f"classes.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    log = CACHE / "javac.log"
+    cmd = [_tool("javac"), "-encoding", "UTF-8", "-Xlint:deprecation", "-cp", str(lib / "*"), "-d", str(tmp),
+           str(SOURCE)]
+    started = time.monotonic()
+    with open(log, "w") as out:
+        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if rc != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TriggerListenerError(f"compiling {SOURCE.relative_to(REPO_ROOT)} with javac failed (exit {rc}):\n"
+                                   f"{_tail(log)}")
+    shutil.rmtree(classes, ignore_errors=True)
+    os.rename(tmp, classes)
+    (classes / "COMPLETE").write_text(f"{SOURCE.name} {_digest(SOURCE)}\n")
+    costs["compile"] = time.monotonic() - started
+    return classes
+
+
+def build() -> str:
+    """The processor's classpath: jars fetched and the listener compiled, each once."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lib = _fetch_jars()
+        classes = _compile(lib)
+    return os.pathsep.join([str(classes), str(lib / "*")])
+
+
+# -- one app instance ---------------------------------------------------------
+
+def connection_parts(connection_string: str) -> tuple[str, str]:
+    """(endpoint, key) of an `AccountEndpoint=...;AccountKey=...;` connection string."""
+    pairs = dict(part.split("=", 1) for part in connection_string.strip().split(";") if "=" in part)
+    return pairs["AccountEndpoint"], pairs["AccountKey"]
+
+
+def cosmos_triggers(functions: Mapping) -> dict[str, dict]:
+    """Each function's Cosmos DB trigger binding as the worker reported it to the host (RpcFunctionMetadata)."""
+    triggers = {}
+    for name, function in functions.items():
+        for raw in function.raw_bindings:
+            binding = json.loads(raw)
+            if binding["type"] == "cosmosDBTrigger":
+                triggers[name] = binding
+    return triggers
+
+
+class TriggerListener:
+    """One app instance's trigger listener: the Java processor for every Cosmos DB trigger of the worker's
+    functions, handing each batch to ``invoke(function_name, json_text, retry_count)``, which returns
+    ("Success" | "Failure", message) as ``WorkerHost.invoke`` does.
+
+    ``hold_answers()`` makes it invoke further batches but never answer them (the instance is about to die
+    mid-batch); ``kill()`` ends the JVM with SIGKILL; ``close()`` stops the processors as a host shuts down.
+    """
+
+    def __init__(self, classpath: str, triggers: Mapping[str, dict], settings: Mapping[str, str],
+                 invoke: Callable[[str, str, int], tuple[str, str]], *, host_name: str,
+                 intervals: LeaseIntervals = LeaseIntervals(), stderr_path: Path):
+        self.host_name = host_name
+        self.invoke = invoke
+        self.batches: list[HandedBatch] = []
+        self._lock = threading.Lock()
+        self._failures: dict[tuple, int] = {}
+        self._holding = threading.Event()
+        self._killed = False
+        first = next(iter(triggers.values()))
+        endpoint, key = connection_parts(settings[first["connection"]])
+        args = [f"endpoint={endpoint}", f"database={first['databaseName']}",
+                f"lease-container={first['leaseContainerName']}",
+                f"create-lease-container={str(bool(first.get('createLeaseContainerIfNotExists'))).lower()}",
+                f"host-name={host_name}", f"max-items={first.get('maxItemsPerInvocation') or 100}",
+                f"start-from-beginning={str(bool(first.get('startFromBeginning'))).lower()}",
+                f"lease-renew-ms={int(intervals.renew * 1000)}", f"lease-acquire-ms={int(intervals.acquire * 1000)}",
+                f"lease-expiration-ms={int(intervals.expiration * 1000)}"]
+        if first.get("feedPollDelay"):
+            args.append(f"poll-delay-ms={int(first['feedPollDelay'])}")
+        for name, trigger in triggers.items():
+            args.append(f"function={name}:{trigger['containerName']}:{trigger.get('leaseContainerPrefix') or ''}")
+        self._stderr_path = stderr_path
+        self._stderr = open(stderr_path, "wb")
+        started = time.monotonic()
+        # Plain HTTP is refused unless this property allows it (the emulator speaks no TLS).
+        self._process = subprocess.Popen(
+            [_tool("java"), "-Xmx256m", "-DCOSMOS.HTTP_CONNECTION_WITHOUT_TLS_ALLOWED=true",
+             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath, MAIN_CLASS, *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env={**os.environ, "COSMOS_KEY": key},
+            text=True, encoding="utf-8", bufsize=1)
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"invoke-{host_name}")
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"listener-{host_name}", daemon=True)
+        self._reader.start()
+        if not self._ready.wait(START_TIMEOUT) or self._process.poll() is not None:
+            self.kill()
+            raise TriggerListenerError(f"the change feed processor ({host_name}) did not start within "
+                                       f"{START_TIMEOUT:.0f} s:\n{_tail(stderr_path)}")
+        self.start_seconds = time.monotonic() - started
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            if line == "ready\n":
+                self._ready.set()
+            elif line.startswith("batch "):
+                _, number, function, text = line.rstrip("\n").split(" ", 3)
+                batch = HandedBatch(self.host_name, function, int(number), json.loads(text))
+                with self._lock:
+                    self.batches.append(batch)
+                self._pool.submit(self._hand_over, batch, text)
+        self._ready.set()  # ended: whoever waits for it sees the process gone
+
+    def _hand_over(self, batch: HandedBatch, text: str) -> None:
+        key = (batch.function, tuple(batch.changes))
+        retry_count = self._failures.get(key, 0)
+        try:
+            status, message = self.invoke(batch.function, text, retry_count)
+        except Exception as e:  # the worker died or did not answer: a failed invocation, as for the host
+            status, message = "Failure", f"{type(e).__name__}: {e}"
+        if self._holding.is_set():
+            batch.outcome = "held"
+            return
+        with self._lock:
+            if status == "Success":
+                batch.outcome = "ok"
+            else:
+                batch.outcome, batch.error = "failed", message
+                self._failures[key] = retry_count + 1
+            batch.answered_at = time.monotonic()
+        answer = "ok" if status == "Success" else "failed " + " ".join(message.split())[:500]
+        try:
+            self._process.stdin.write(f"{batch.number} {answer}\n")
+            self._process.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the processor is gone; it never checkpointed this batch
+
+    # -- what it did ------------------------------------------------------------------------------
+
+    def delivered(self, function: Optional[str] = None) -> list[tuple]:
+        """(id, _etag) of every change of a batch answered ok, in order of hand-over."""
+        with self._lock:
+            return [change for b in self.batches if b.outcome == "ok" and function in (None, b.function)
+                    for change in b.changes]
+
+    def failed(self) -> list[HandedBatch]:
+        with self._lock:
+            return [b for b in self.batches if b.outcome == "failed"]
+
+    def held(self) -> list[HandedBatch]:
+        with self._lock:
+            return [b for b in self.batches if b.outcome == "held"]
+
+    def hold_answers(self) -> None:
+        """From now on, invoke each batch but never answer: the handler never returns."""
+        self._holding.set()
+
+    @property
+    def stderr(self) -> str:
+        return _tail(self._stderr_path, 60)
+
+    # -- ending -----------------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL: no lease is released, no checkpoint written."""
+        if self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGKILL)
+            self._killed = True
+        self._process.wait()
+        self._finish()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Ends stdin: the processors stop (a batch still running fails), then the JVM exits."""
+        if self._process.poll() is None:
+            try:
+                self._process.stdin.close()
+            except OSError:
+                pass
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._finish()
+
+    def _finish(self) -> None:
+        self._reader.join(10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            self._process.stdin.close()
+        except OSError:
+            pass
+        self._stderr.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.1) -> float:
+    """Waits until condition() holds; returns the seconds it took, or raises TimeoutError naming `what`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(poll)
+    return time.monotonic() - started
