@@ -161,3 +161,15 @@ def test_facts_reach_the_report():
                      gather=lambda env, trigger, *, timeout: facts([lease("eu-whisks", "whisks")]))
     assert code == 0, out.getvalue()
     assert "WARNING no leases for 'subjects'" in out.getvalue()
+
+
+def test_leases_named_by_database_and_container_names_are_counted():
+    # Microsoft's Java change feed processor with handleChanges (partition-key-range leases) writes names, not rids.
+    base = f"eu-whisks{HOST}_{BASE_SETTINGS['COSMOSDB_NAME']}_whisks"
+    leases = [{"id": f"{base}..0", "Owner": "host-1", "_ts": NOW - 10},
+              {"id": f"{base}..1", "Owner": "host-2", "_ts": NOW - 10},
+              {"id": f"{base}.info", "_ts": NOW - 1000}, lease("eu-subjects", "subjects")]
+    section = assess(facts(leases), CLUSTER_ID="eu")
+    assert any(t.startswith("2 lease(s) for 'whisks' (lease prefix 'eu-whisks'), 2 owner(s): host-1, host-2")
+               for t in texts(section, "ok")), texts(section, "ok")
+    assert texts(section, "WARNING") == []

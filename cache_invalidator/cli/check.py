@@ -326,18 +326,22 @@ def assess_leases(section: Section, leases: list[Mapping], container: ContainerF
     followed by `..<lease token>` for a lease, `.info` or `.lock` for its store
     marker and lock. The Functions host passes leaseContainerPrefix as the
     prefix, so the part before the host tells which deployment wrote a lease.
+    The Java SDK's processor with partition-key-range leases (handleChanges,
+    azure-cosmos implementation/changefeed/pkversion/) writes the database's and
+    container's names in place of their rids, `..<range id>` after them.
     """
     prefix = trigger.lease_prefix(container.name)
-    marker = f"_{database_rid}_{container.rid}"
+    markers = (f"_{database_rid}_{container.rid}", f"_{trigger.database}_{container.name}")
     groups: dict[str, _LeaseGroup] = {}
     other_endpoints: dict[str, _LeaseGroup] = {}
     for document in leases:
         doc_id = document.get("id")
         if not isinstance(doc_id, str):
             continue
-        at = doc_id.find(marker)
-        if at < 0:
+        found = [(doc_id.find(marker), marker) for marker in markers if marker in doc_id]
+        if not found:
             continue
+        at, marker = found[0]
         head, tail = doc_id[:at], doc_id[at + len(marker):]
         if host and head.lower().endswith(host):
             group = groups.setdefault(head[:len(head) - len(host)], _LeaseGroup())
