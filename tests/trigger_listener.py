@@ -213,7 +213,8 @@ class TriggerListener:
 
     def __init__(self, classpath: str, triggers: Mapping[str, dict], settings: Mapping[str, str],
                  invoke: Callable[[str, str, int], tuple[str, str]], *, host_name: str,
-                 intervals: LeaseIntervals = LeaseIntervals(), stderr_path: Path):
+                 intervals: LeaseIntervals = LeaseIntervals(), handler: str = "handleLatestVersionChanges",
+                 stderr_path: Path):
         self.host_name = host_name
         self.invoke = invoke
         self.batches: list[HandedBatch] = []
@@ -226,7 +227,7 @@ class TriggerListener:
         args = [f"endpoint={endpoint}", f"database={first['databaseName']}",
                 f"lease-container={first['leaseContainerName']}",
                 f"create-lease-container={str(bool(first.get('createLeaseContainerIfNotExists'))).lower()}",
-                f"host-name={host_name}", f"max-items={first.get('maxItemsPerInvocation') or 100}",
+                f"host-name={host_name}", f"handler={handler}", f"max-items={first.get('maxItemsPerInvocation') or 100}",
                 f"start-from-beginning={str(bool(first.get('startFromBeginning'))).lower()}",
                 f"lease-renew-ms={int(intervals.renew * 1000)}", f"lease-acquire-ms={int(intervals.acquire * 1000)}",
                 f"lease-expiration-ms={int(intervals.expiration * 1000)}"]

@@ -84,10 +84,11 @@ def start_instance(start_worker, trigger_listener_classpath, tmp_path):
 
     started = []
 
-    def start(settings, host_name, intervals=LeaseIntervals(renew=1.0, acquire=1.0, expiration=5.0)):
+    def start(settings, host_name, intervals=LeaseIntervals(renew=1.0, acquire=1.0, expiration=5.0),
+              handler="handleLatestVersionChanges"):
         host = start_worker(settings)
         listener = TriggerListener(trigger_listener_classpath, cosmos_triggers(host.functions), settings,
-                                   host.invoke, host_name=host_name, intervals=intervals,
+                                   host.invoke, host_name=host_name, intervals=intervals, handler=handler,
                                    stderr_path=tmp_path / f"{host_name}.stderr")
         listener.worker = host
         started.append(listener)

@@ -181,3 +181,29 @@ def test_two_regions_each_receive_exactly_the_changes_the_other_stamped(cosmos_e
             not_stamped_by(cluster_id, STAMPED_WHISKS), not_stamped_by(cluster_id, STAMPED_SUBJECTS)), cluster_id
     for cluster_id in REGIONS:
         assert {doc["Owner"] for doc in leases(database, f"{cluster_id}-")} == {f"{cluster_id}-1"}
+
+
+@pytest.mark.parametrize("handler", ["handleLatestVersionChanges", "handleChanges"])
+def test_check_reads_the_leases_the_processor_wrote(handler, cosmos_emulator, kafka_broker, topic, database,
+                                                    start_instance):
+    from cache_invalidator.cli.check import assess_cosmos
+    from cache_invalidator.cli.cosmos import gather_facts
+    from cache_invalidator.cli.report import Section
+    from cache_invalidator.settings import TriggerSettings
+
+    settings = region_settings(cosmos_emulator, database, kafka_broker, topic, CLUSTER_ID="westeurope")
+    instance = start_instance(settings, "westeurope-1", handler=handler)
+    write(database, "whisks", WHISKS_CREATED)
+    write(database, "subjects", SUBJECTS_CREATED)
+    wait_delivered([instance], database)
+    print(f"\n{handler} wrote:", *sorted(doc["id"] for doc in database.get_container_client(LEASES).read_all_items()),
+          sep="\n  ")
+    trigger = TriggerSettings.from_env(settings)
+    section = Section("Cosmos DB")
+    assess_cosmos(section, gather_facts(settings, trigger, timeout=30), trigger, trigger.cluster_id, now=time.time())
+    findings = [(f.status, f.text) for f in section.findings]
+    for container in ("whisks", "subjects"):
+        assert any(status == "ok" and text.startswith(
+            f"4 lease(s) for {container!r} (lease prefix 'westeurope-{container}'), 1 owner(s): westeurope-1")
+            for status, text in findings), findings
+    assert [f for f in findings if f[0] in ("PROBLEM", "WARNING")] == []
