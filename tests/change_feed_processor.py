@@ -29,7 +29,7 @@ retry policy's interval from 1 s (the tests use short back-offs); there is no le
 expiry, and no partition split (the emulator has neither). The continuation is the read's `etag` response header,
 from which the emulator resumes (tests/test_cosmos_emulator.py); the pager's continuation_token does not
 resume there. A lease with no continuation starts at "Beginning" or "Now" as startFromBeginning says; the
-emulator honours "Now" (tests/test_change_feed.py shows it), though it ignores a start time.
+emulator honours "Now" (tests/runtime/test_runtime_trigger_listener.py shows it), though it ignores a start time.
 """
 
 from __future__ import annotations

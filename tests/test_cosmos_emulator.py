@@ -2,8 +2,9 @@
 
 The emulator is internal to azure_data_cosmos_driver and may change in any
 release; these tests make a new version show what changed. Most hold on a
-real account too (COSMOSDB_TEST_CONNECTION); the two that describe the
-emulator only (its four feed ranges, its ignoring a start time) skip there.
+real account too (COSMOSDB_TEST_CONNECTION); the three that describe the
+emulator only (its four feed ranges, its ignoring a start time, an unsigned
+request with an empty continuation) skip there.
 """
 
 import json

@@ -1,9 +1,9 @@
 """The documents the change-feed tests write into Cosmos DB, the invalidations each must yield, and a region's settings.
 
-Shared by tests/test_change_feed.py (the app called directly) and tests/runtime/test_runtime_change_feed.py
-(through Microsoft's worker runtime). Every document of one write phase yields keys that no other document of
-that phase yields, so a topic must hold exactly the expected messages: none missing, none twice unless a
-batch was handed again.
+Shared by tests/test_change_feed.py (the app called directly) and tests/runtime/test_runtime_trigger_listener.py
+(Microsoft's change feed processor, through Microsoft's worker runtime). Every document of one write phase
+yields keys that no other document of that phase yields, so a topic must hold exactly the expected messages:
+none missing, none twice unless a batch was handed again.
 """
 
 from tests.app_loading import BASE_SETTINGS

@@ -42,9 +42,9 @@ def leases(database, prefix):
             if doc["id"].startswith(prefix) and "LeaseToken" in doc]
 
 
-def wait_delivered(instances, database, containers=("whisks", "subjects"), timeout=DELIVERY_TIMEOUT):
-    """Waits until every change now in the containers was handed in a batch that an instance answered ok."""
-    changes = written(database, *containers)
+def wait_delivered(instances, database, containers=("whisks", "subjects"), timeout=DELIVERY_TIMEOUT, ids=None):
+    """Waits until every change now in the containers (of these ids) was handed in a batch an instance answered ok."""
+    changes = {c for c in written(database, *containers) if ids is None or c[0] in ids}
 
     def done():
         return changes <= {c for instance in instances for c in instance.delivered()}
@@ -103,6 +103,20 @@ def test_a_failed_batch_is_handed_again_and_not_checkpointed(cosmos_emulator, ka
     wait_delivered([second], database, ("whisks",))
     assert set(second.delivered()) == changes
     assert sorted(read_topic(kafka_broker.bootstrap, topic)) == expected_messages(WHISKS_CREATED)
+
+
+def test_without_start_from_beginning_only_changes_written_after_the_start_are_handed(
+        cosmos_emulator, kafka_broker, topic, database, start_instance):
+    write(database, "whisks", WHISKS_CREATED)
+    settings = region_settings(cosmos_emulator, database, kafka_broker, topic, COSMOSDB_START_FROM_BEGINNING="false")
+    instance = start_instance(settings, "instance-1")
+    # A lease read once holds a continuation: from then on "now" is fixed.
+    wait_for(lambda: [bool(doc.get("ContinuationToken")) for doc in leases(database, "whisks")] == [True] * 4, 60,
+             "the four whisks leases read once")
+    write(database, "whisks", WHISKS_CHANGED)
+    wait_delivered([instance], database, ("whisks",), ids={doc["id"] for doc, _ in WHISKS_CHANGED})
+    assert sorted(doc_id for doc_id, _ in instance.delivered()) == sorted(doc["id"] for doc, _ in WHISKS_CHANGED)
+    assert sorted(read_topic(kafka_broker.bootstrap, topic)) == expected_messages(WHISKS_CHANGED)
 
 
 def test_two_instances_of_a_region_share_its_leases(cosmos_emulator, kafka_broker, topic, database, start_instance):
@@ -179,8 +193,9 @@ def test_two_regions_each_receive_exactly_the_changes_the_other_stamped(cosmos_e
     for cluster_id, topic in topics.items():
         assert sorted(read_topic(kafka_broker.bootstrap, topic)) == expected_messages(
             not_stamped_by(cluster_id, STAMPED_WHISKS), not_stamped_by(cluster_id, STAMPED_SUBJECTS)), cluster_id
-    for cluster_id in REGIONS:
-        assert {doc["Owner"] for doc in leases(database, f"{cluster_id}-")} == {f"{cluster_id}-1"}
+    for cluster_id in REGIONS:  # each region its own eight leases on the one lease container
+        region_leases = leases(database, f"{cluster_id}-")
+        assert len(region_leases) == 8 and {doc["Owner"] for doc in region_leases} == {f"{cluster_id}-1"}
 
 
 @pytest.mark.parametrize("handler", ["handleLatestVersionChanges", "handleChanges"])
