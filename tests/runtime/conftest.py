@@ -8,6 +8,7 @@ starts one per app, and closes it afterwards.
 """
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -65,15 +66,28 @@ def app_with_annotation(tmp_path):
     return make
 
 
-@pytest.fixture(scope="session")
-def trigger_listener_classpath():
-    """Microsoft's Java change feed processor, fetched and compiled once (tests/trigger_listener.py)."""
+_listener_build: dict = {}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Fetches and compiles the change feed processor before any test runs, outside every test's timeout,
+    when a collected test starts an instance."""
+    if not any("start_instance" in getattr(item, "fixturenames", ()) for item in items):
+        return
     from tests.trigger_listener import TriggerListenerError, build
 
     try:
-        return build()
-    except (TriggerListenerError, OSError) as e:
-        pytest.fail(f"could not build the change feed processor: {e}", pytrace=False)
+        _listener_build["classpath"] = build()
+    except (TriggerListenerError, OSError, subprocess.TimeoutExpired) as e:
+        _listener_build["error"] = str(e)
+
+
+@pytest.fixture(scope="session")
+def trigger_listener_classpath():
+    """Microsoft's Java change feed processor, fetched and compiled once (tests/trigger_listener.py)."""
+    if "error" in _listener_build:
+        pytest.fail(f"could not build the change feed processor: {_listener_build['error']}", pytrace=False)
+    return _listener_build.get("classpath") or pytest.fail("the change feed processor was not built", pytrace=False)
 
 
 @pytest.fixture
@@ -97,3 +111,13 @@ def start_instance(start_worker, trigger_listener_classpath, tmp_path):
     yield start
     for listener in started:
         listener.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if "classpath" in _listener_build:
+        from tests.trigger_listener import AZURE_COSMOS_VERSION, costs
+
+        terminalreporter.write_sep("-", "Microsoft's change feed processor")
+        fetched = f"fetched with Maven in {costs['fetch']:.1f} s" if "fetch" in costs else "jars cached"
+        compiled = f"compiled in {costs['compile']:.1f} s" if "compile" in costs else "classes cached"
+        terminalreporter.write_line(f"azure-cosmos {AZURE_COSMOS_VERSION} (Java): {fetched}, {compiled}")
