@@ -11,14 +11,17 @@ lease renew, acquire and expiration intervals the test chooses. Each batch cross
 ``ok`` or ``failed``. The Java handler returns only after ``ok``, so the processor checkpoints; after ``failed`` it
 throws, and the processor keeps the lease's continuation and hands the changes again.
 
-Why ``handleLatestVersionChanges``: its leases are the EPK-range leases
-(sdk/cosmos/azure-cosmos/src/main/java/com/azure/cosmos/implementation/changefeed/epkversion/ServiceItemLeaseV1.java,
-``LeaseVersion.EPK_RANGE_BASED_LEASE``, version 1), one per feed range, ids
-``<lease prefix><account host>_<database _rid>_<container _rid>..<min>-<max>``
-(epkversion/LeaseStoreManagerImpl.java; the store prefix of ChangeFeedProcessorImplBase.java), as the .NET
-processor writes for a feed-range lease (tests/lease_documents.py). ``handleChanges`` writes the older
-partition-key-range leases (implementation/changefeed/pkversion/) whose store prefix holds the database's and
-container's names instead of their _rids.
+Why ``handleLatestVersionChanges``: its leases are the EPK-range leases, the shape of the .NET processor's
+feed-range leases (tests/lease_documents.py). In sdk/cosmos/azure-cosmos/src/main/java/com/azure/cosmos/
+implementation/changefeed/: epkversion/ServiceItemLeaseV1.java (``LeaseVersion.EPK_RANGE_BASED_LEASE``, version
+1; fields id, LeaseToken ``<min>-<max>``, ContinuationToken (base64 of a ChangeFeedStateV1 JSON), timestamp,
+Owner, version, feedRange), one per feed range, ids ``<store prefix>..<LeaseToken>`` where
+``ChangeFeedProcessorImplBase.getLeasePrefix`` (epkversion/) makes the store prefix ``<lease prefix><account
+host>_<database _rid>_<container _rid>``. ``handleChanges`` writes the older partition-key-range leases
+(pkversion/ServiceItemLease.java, LeaseToken the range's id, ContinuationToken the service's token as it is),
+whose store prefix, ``getPkRangeIdVersionLeasePrefix`` of the same file, holds the database's and container's
+names instead of their _rids; the EPK processor writes a ``.info`` under that prefix too, where its bootstrapper
+looks for such leases to take over.
 
 The jars come from Maven Central through Maven (``tests/trigger_listener/pom.xml``) into
 ``.cache/trigger-listener/lib-<hash of the pom>/``; the class is compiled with javac into

@@ -326,9 +326,9 @@ def assess_leases(section: Section, leases: list[Mapping], container: ContainerF
     followed by `..<lease token>` for a lease, `.info` or `.lock` for its store
     marker and lock. The Functions host passes leaseContainerPrefix as the
     prefix, so the part before the host tells which deployment wrote a lease.
-    The Java SDK's processor with partition-key-range leases (handleChanges,
-    azure-cosmos implementation/changefeed/pkversion/) writes the database's and
-    container's names in place of their rids, `..<range id>` after them.
+    The Java SDK's processor with partition-key-range leases (handleChanges;
+    azure-cosmos's ChangeFeedProcessorImplBase.getPkRangeIdVersionLeasePrefix)
+    writes the database's and container's names in place of their rids.
     """
     prefix = trigger.lease_prefix(container.name)
     markers = (f"_{database_rid}_{container.rid}", f"_{trigger.database}_{container.name}")
