@@ -121,6 +121,7 @@ def settings_section(report: Report, env: Mapping[str, str], parsed: ParsedSetti
             ("COSMOSDB_LEASE_CONTAINER", trigger.lease_container),
             ("COSMOSDB_CREATE_LEASE_CONTAINER", _flag(trigger.create_lease_container)),
             ("COSMOSDB_START_FROM_BEGINNING", _flag(trigger.start_from_beginning)),
+            ("COSMOSDB_START_FROM_TIME", trigger.start_from_time or "(none: from now)"),
             ("COSMOSDB_PREFERRED_LOCATIONS", trigger.preferred_locations or "(the account's)"),
             ("COSMOSDB_MAX_ITEMS_PER_INVOCATION", str(trigger.max_items_per_invocation)),
             ("COSMOSDB_FEED_POLL_DELAY_MS", str(trigger.feed_poll_delay_ms)),
