@@ -180,3 +180,9 @@ def test_the_apps_lease_queries_find_none_of_the_scala_services_documents(cosmos
         "SELECT c.id FROM c WHERE c.id = @id", parameters=[{"name": "@id", "value": f"{store}.info"}],
         enable_cross_partition_query=True)]
     assert markers == [f"{store}.info"] and not store.startswith(old) and not old.startswith(store)
+
+
+def test_the_request_unit_bound_stops_the_sample(right):
+    _, out = run(["check", "--no-kafka", "--sample-max-ru", "1"], right)
+    lines = [line for line in out.splitlines() if "change feed of 'whisks':" in line]
+    assert len(lines) == 1 and lines[0].endswith("stopped at the 1-RU bound"), lines
