@@ -191,7 +191,7 @@ class TriggerSettings:
         )
 
     def lease_prefix(self, container: str) -> str:
-        """The lease prefix of the original service: `<CLUSTER_ID>-<container>`, or `<container>`."""
+        """`<CLUSTER_ID>-<container>`, or `<container>`: the original service's pattern for whisks, kept for subjects."""
         return f"{self.cluster_id}-{container}" if self.cluster_id else container
 
 
