@@ -290,3 +290,11 @@ def test_the_scala_service_still_renewing_this_regions_prefix_is_a_warning():
     leases = [lease("eu-whisks", "whisks"), old_lease("eu-whisks", "whisks", "..0", ts=NOW - 5)]
     section = assess(facts(leases), CLUSTER_ID="eu")
     assert any("the Scala service still runs with this region's prefix" in t for t in texts(section, "WARNING"))
+
+
+def test_a_sample_window_that_is_no_duration_is_a_usage_error():
+    from cache_invalidator.cli.main import main
+
+    err = io.StringIO()
+    assert main(["check", "--sample-window", "soon"], environ={}, stdout=io.StringIO(), stderr=err) == 2
+    assert "not a duration such as 3600, 90m, 24h or 7d" in err.getvalue()

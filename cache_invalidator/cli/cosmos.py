@@ -7,8 +7,8 @@ their results lives in check.py and replay.py, which are tested without one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
 import time
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Optional
 from urllib.parse import urlparse
