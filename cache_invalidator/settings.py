@@ -198,8 +198,9 @@ class TriggerSettings:
 def _start_from_time(env: Mapping[str, str]) -> Optional[str]:
     """COSMOSDB_START_FROM_TIME as the trigger's startFromTime: ISO 8601 in UTC with a `Z`.
 
-    A time without an offset is refused rather than guessed: the extension
-    would read it in the host's local time zone.
+    A time without an offset is refused rather than guessed: the host's time
+    zone is not the operator's, and a start time of local kind once kept the
+    extension's processor from starting (Azure/azure-webjobs-sdk-extensions#817).
     """
     value = _text(env, "COSMOSDB_START_FROM_TIME")
     if value is None:
