@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from ..producer import setting_hint as kafka_hint
 from ..settings import KafkaSettings, Secret, Settings, SettingsError, TriggerSettings
-from .cosmos_facts import ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds
+from .cosmos_facts import DEFAULT_MIN_SOFT_DELETE_TTL, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds
 from .errors import CosmosUnavailable
 from .report import Report, Section, parse_connection_string, redacted_connection_string, secret_values
 
@@ -439,11 +439,6 @@ def _age(seconds: int) -> str:
 # whisk.cosmosdb.cluster-id is set; both are commented out in its application.conf. A hard delete is
 # not in the latest-version change feed, so no other region hears of it.
 
-DEFAULT_SAMPLE_WINDOW_SECONDS = 24 * 3600
-DEFAULT_SAMPLE_MAX_DOCUMENTS = 1000
-DEFAULT_SAMPLE_MAX_REQUEST_UNITS = 100.0
-# A soft delete must outlive the longest outage of a region's app plus how far back a replay reaches.
-DEFAULT_MIN_SOFT_DELETE_TTL = 24 * 3600
 # OpenWhisk's stores per container: the key under whisk.cosmosdb.collections.
 _STORES = {"COSMOSDB_WHISKS_CONTAINER": "WhiskEntity", "COSMOSDB_SUBJECTS_CONTAINER": "WhiskAuth"}
 

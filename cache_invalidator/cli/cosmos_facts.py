@@ -50,6 +50,13 @@ def cosmos_endpoint(env: Mapping[str, str]) -> tuple[Optional[str], str]:
 # -- a sample of the change feed, for what OpenWhisk's controllers write ----------------------
 
 
+DEFAULT_SAMPLE_WINDOW_SECONDS = 24 * 3600
+DEFAULT_SAMPLE_MAX_DOCUMENTS = 1000
+DEFAULT_SAMPLE_MAX_REQUEST_UNITS = 100.0
+# A soft delete must outlive the longest outage of a region's app plus how far back a replay reaches.
+DEFAULT_MIN_SOFT_DELETE_TTL = 24 * 3600
+
+
 @dataclasses.dataclass(frozen=True)
 class FeedSampleBounds:
     """How far back, and how much, `check` reads of each container's change feed."""

@@ -14,6 +14,8 @@ from typing import Optional, TextIO
 from ..settings import Settings, SettingsError, TriggerSettings
 from ..translation import ContainerKind
 from .appsettings import SettingsFileError, effective_settings
+from .cosmos_facts import (DEFAULT_MIN_SOFT_DELETE_TTL, DEFAULT_SAMPLE_MAX_DOCUMENTS, DEFAULT_SAMPLE_MAX_REQUEST_UNITS,
+                           DEFAULT_SAMPLE_WINDOW_SECONDS, FeedSampleBounds)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -107,20 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "and has partitions. Cosmos DB: the database and the whisks, subjects and lease\n"
                     "containers exist, the lease container is keyed by /id, and this deployment's\n"
                     "leases, with warnings when other deployments' lease prefixes suggest a CLUSTER_ID\n"
-                    "problem.\n\nExit status: 0 when there is no problem (warnings allowed), 1 otherwise.")
+                    "problem. What OpenWhisk's controllers write: the containers' time to live, and a\n"
+                    "bounded sample of each change feed (soft deletes, their ttl, _clusterId).\n\n"
+                    "Exit status: 0 when there is no problem (warnings allowed), 1 otherwise.")
     check.add_argument("--no-kafka", dest="kafka", action="store_false", help="skip the Kafka checks")
     check.add_argument("--no-cosmos", dest="cosmos", action="store_false", help="skip the Cosmos DB checks")
     sampling = check.add_argument_group(
         "change feed sample", "what OpenWhisk's controllers write: soft deletes, their ttl, _clusterId; each "
                               "container's feed is read back over a window, within a document and an RU bound")
-    sampling.add_argument("--sample-window", type=_duration, default=24 * 3600, metavar="DURATION",
+    sampling.add_argument("--sample-window", type=_duration, default=DEFAULT_SAMPLE_WINDOW_SECONDS, metavar="DURATION",
                           help="how far back to read each change feed: 3600, 90m, 24h, 7d (default: 24h)")
-    sampling.add_argument("--sample-max-documents", type=_page_size, default=1000, metavar="N",
+    sampling.add_argument("--sample-max-documents", type=_page_size, default=DEFAULT_SAMPLE_MAX_DOCUMENTS, metavar="N",
                           help="read at most this many changes per container (default: 1000)")
-    sampling.add_argument("--sample-max-ru", type=_request_units, default=100.0, metavar="RU",
+    sampling.add_argument("--sample-max-ru", type=_request_units, default=DEFAULT_SAMPLE_MAX_REQUEST_UNITS, metavar="RU",
                           help="stop reading a container's feed once this many request units are charged "
                                "(default: 100)")
-    sampling.add_argument("--min-soft-delete-ttl", type=_duration, default=24 * 3600, metavar="DURATION",
+    sampling.add_argument("--min-soft-delete-ttl", type=_duration, default=DEFAULT_MIN_SOFT_DELETE_TTL, metavar="DURATION",
                           help="warn of soft deletes whose ttl is shorter: the longest outage of a region's app "
                                "plus the replay horizon (default: 24h)")
     sampling.add_argument("--no-sample", dest="sample", action="store_false",
@@ -169,7 +173,6 @@ def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str,
     source = f"{args.settings} over the environment" if args.settings else "the environment"
     if args.command == "check":
         from .check import run_check
-        from .cosmos_facts import FeedSampleBounds
 
         bounds = FeedSampleBounds(args.sample_window, args.sample_max_documents, args.sample_max_ru)
         return run_check(env, stdout, source=source, kafka=args.kafka, cosmos=args.cosmos,
