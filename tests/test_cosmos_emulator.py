@@ -146,3 +146,12 @@ def test_each_change_feed_page_reports_its_request_charge(container):
                for c in container.query_items_change_feed(feed_range=r, start_time="Beginning", raw_response_hook=hook)]
     assert [c["id"] for c in changes] == ["guest|charged"]
     assert charges and all(float(charge) >= 0 for charge in charges), charges
+
+
+def test_a_documents_ttl_never_expires_it(emulator_only, cosmos_database):
+    # So a soft delete's ttl running out, and the delete leaving the feed, cannot be shown here (a real account
+    # removes the document once its ttl has passed in a container with time to live on).
+    on = cosmos_database.create_container("whisks-ttl", partition_key=PartitionKey(path="/id"), default_ttl=-1)
+    on.upsert_item({"id": "guest|gone", "_deleted": True, "ttl": 1})
+    time.sleep(2.5)
+    assert [c["id"] for c in on.query_items_change_feed(start_time="Beginning")] == ["guest|gone"]
