@@ -546,7 +546,7 @@ def assess_old_service_leases(section: Section, leases: list[Mapping], container
     Its Java change feed processors named them by names where the .NET SDK
     uses resource ids: `<lease prefix><host>_<database>_<container>` then
     `..<token>` (azure-cosmos 3.x, ChangeFeedProcessorBuilderImpl.getLeasePrefix
-    with CosmosDatabase.id()) or `.info.<partition>` (azure-documentdb-changefeedprocessor
+    with CosmosDatabase.id()) or `.info.<partition>` (azure-cosmos-changefeedprocessor
     0.9.2), and `.info`, `.lock`. The app's processor lists `<prefix><host>_<rids>..`
     and reads the marker `<prefix><host>_<rids>.info`, so it neither takes these
     over nor is blocked by them.
