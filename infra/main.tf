@@ -7,6 +7,13 @@ provider "azurerm" {
   features {}
 }
 
+# Each region's Function App (modules/region). Like azurerm 5, it registers no resource
+# providers: docs/DEPLOY.md lists those to register.
+provider "azapi" {
+  subscription_id            = var.subscription_id
+  skip_provider_registration = true
+}
+
 locals {
   # /subscriptions/<s>/resourceGroups/<g>/providers/Microsoft.DocumentDB/databaseAccounts/<name>
   cosmosdb_account_name           = element(split("/", var.cosmosdb_account_id), 8)
@@ -64,6 +71,7 @@ module "region" {
   name                 = local.names[each.key].function_app
   storage_account_name = local.names[each.key].storage_account
   location             = coalesce(each.value.location, each.key)
+  subscription_id      = var.subscription_id
   resource_group_name  = coalesce(each.value.resource_group_name, var.resource_group_name)
   tags                 = var.tags
 

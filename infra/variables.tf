@@ -155,12 +155,12 @@ variable "instance_memory_in_mb" {
 
 variable "maximum_instance_count" {
   type        = number
-  description = "Most instances a region's app scales out to, unless the region says otherwise. The change feed is read one lease at a time, so more instances than feed ranges only wait."
+  description = "Most instances a region's app scales out to, unless the region says otherwise. The change feed is read one lease at a time, so more instances than feed ranges only wait. 40 to 1000: Flex Consumption's lowest maximum for Python is 40 (docs/DEPLOY.md)."
   default     = 40
 
   validation {
-    condition     = var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000 && floor(var.maximum_instance_count) == var.maximum_instance_count
-    error_message = "maximum_instance_count must be a whole number from 1 to 1000, got ${var.maximum_instance_count}."
+    condition     = var.maximum_instance_count >= 40 && var.maximum_instance_count <= 1000 && floor(var.maximum_instance_count) == var.maximum_instance_count
+    error_message = "maximum_instance_count must be a whole number from 40 (Flex Consumption's lowest maximum for Python) to 1000, got ${var.maximum_instance_count}."
   }
 }
 
@@ -434,8 +434,8 @@ variable "regions" {
   }
 
   validation {
-    condition     = alltrue([for key, region in var.regions : region.maximum_instance_count == null || try(region.maximum_instance_count >= 1 && region.maximum_instance_count <= 1000, false)])
-    error_message = "regions: maximum_instance_count must be from 1 to 1000; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (${region.maximum_instance_count})" if !(region.maximum_instance_count == null || try(region.maximum_instance_count >= 1 && region.maximum_instance_count <= 1000, false))])}."
+    condition     = alltrue([for key, region in var.regions : region.maximum_instance_count == null || try(region.maximum_instance_count >= 40 && region.maximum_instance_count <= 1000 && floor(region.maximum_instance_count) == region.maximum_instance_count, false)])
+    error_message = "regions: maximum_instance_count must be a whole number from 40 (Flex Consumption's lowest maximum for Python) to 1000; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (${region.maximum_instance_count})" if !(region.maximum_instance_count == null || try(region.maximum_instance_count >= 40 && region.maximum_instance_count <= 1000 && floor(region.maximum_instance_count) == region.maximum_instance_count, false))])}."
   }
 
   validation {

@@ -88,3 +88,10 @@ def test_two_regions_given_the_same_storage_account_name_fail(terraform):
                                       "eastus": sasl_region("eastus", storage_account_name="owcachefunctions")})
     assert "Two regions got the same Function App or storage account name" in output
     assert '"storage_account":"owcachefunctions"' in output
+
+
+def test_a_maximum_instance_count_below_flex_consumptions_lowest_for_python_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
+                                      "eastus": sasl_region("eastus", maximum_instance_count=39)})
+    assert "maximum_instance_count must be a whole number from 40" in output
+    assert "region eastus (39)" in output and "westeurope (" not in output
