@@ -109,6 +109,7 @@ module "region" {
       INVALIDATION_INSTANCE_ID          = var.invalidation_instance_id
     },
     length(each.value.cosmosdb_preferred_locations) == 0 ? {} : { COSMOSDB_PREFERRED_LOCATIONS = join(",", each.value.cosmosdb_preferred_locations) },
+    each.value.cosmosdb_start_from_time == null ? {} : { COSMOSDB_START_FROM_TIME = each.value.cosmosdb_start_from_time },
     each.value.kafka_security_protocol == null ? {} : { KAFKA_SECURITY_PROTOCOL = each.value.kafka_security_protocol },
     each.value.kafka_sasl_mechanism == null ? {} : { KAFKA_SASL_MECHANISM = each.value.kafka_sasl_mechanism },
     each.value.kafka_sasl_username == null ? {} : { KAFKA_SASL_USERNAME = each.value.kafka_sasl_username },

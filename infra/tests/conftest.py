@@ -191,6 +191,7 @@ def terraform(tmp_path_factory, token_endpoint):
 # and a third whose Kafka is private, reached through its subnet.
 REGIONS = {
     "westeurope": sasl_region("westeurope", cosmosdb_preferred_locations=["West Europe", "North Europe"],
+                              cosmosdb_start_from_time="2026-05-01T09:55:00Z",
                               kafka_producer_properties={"linger.ms": "5"},
                               kafka_producer_secret_names={"ssl.key.password": "kafka-key-password-westeurope"}),
     "eastus": sasl_region("eastus"),

@@ -35,6 +35,20 @@ def test_cluster_id_not_shaped_like_a_lease_prefix_fails_naming_the_region(terra
     assert 'region eastus ("east/us")' in output
 
 
+def test_a_start_time_without_a_zone_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
+                                      "eastus": sasl_region("eastus", cosmosdb_start_from_time="2026-05-01T10:00:00")})
+    assert "cosmosdb_start_from_time must be an RFC 3339 time with a zone" in output
+    assert 'region eastus ("2026-05-01T10:00:00")' in output
+
+
+def test_a_start_time_beside_start_from_beginning_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope", cosmosdb_start_from_beginning=True,
+                                                               cosmosdb_start_from_time="2026-05-01T10:00:00Z")})
+    assert "cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other" in output
+    assert "region westeurope" in output
+
+
 def test_sasl_username_without_its_password_secret_fails_naming_the_region(terraform):
     output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
                                       "eastus": sasl_region("eastus", kafka_sasl_password_secret_name=None)})

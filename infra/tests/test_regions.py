@@ -73,8 +73,10 @@ def test_optional_settings_are_set_where_a_region_names_them(regions_plan):
     assert settings["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert settings["KAFKA_SASL_USERNAME"] == "cache-invalidator"
     assert settings["KAFKA_PRODUCER_LINGER_MS"] == "5"
+    assert settings["COSMOSDB_START_FROM_TIME"] == "2026-05-01T09:55:00Z"
     private = regions_plan.app_settings("westus2")
-    assert not {name for name in private if name.startswith(("KAFKA_SASL", "KAFKA_SECURITY", "KAFKA_PRODUCER", "COSMOSDB_PREFERRED"))}
+    assert not {name for name in private if name.startswith(("KAFKA_SASL", "KAFKA_SECURITY", "KAFKA_PRODUCER", "COSMOSDB_PREFERRED",
+                                                              "COSMOSDB_START_FROM_TIME"))}
 
 
 def test_settings_differ_between_regions_only_where_the_region_says(regions_plan):
@@ -83,7 +85,7 @@ def test_settings_differ_between_regions_only_where_the_region_says(regions_plan
     # Besides what the entries differ in, only each region's own storage account (its
     # identity's client id differs too, but is known only after apply).
     assert differing == {"CLUSTER_ID", "KAFKA_HOSTS", "KAFKA_SASL_PASSWORD", "COSMOSDB_PREFERRED_LOCATIONS",
-                         "KAFKA_PRODUCER_LINGER_MS", "KAFKA_PRODUCER_SSL_KEY_PASSWORD", "AzureWebJobsStorage__accountName"}
+                         "COSMOSDB_START_FROM_TIME", "KAFKA_PRODUCER_LINGER_MS", "KAFKA_PRODUCER_SSL_KEY_PASSWORD", "AzureWebJobsStorage__accountName"}
     assert (first["CLUSTER_ID"], second["CLUSTER_ID"]) == ("westeurope", "eastus")
 
 
