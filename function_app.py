@@ -27,6 +27,7 @@ CHANGE_FEED = dict(
     lease_container_name=trigger.lease_container,
     create_lease_container_if_not_exists=trigger.create_lease_container,
     start_from_beginning=trigger.start_from_beginning,
+    start_from_time=trigger.start_from_time,
     preferred_locations=trigger.preferred_locations,
     max_items_per_invocation=trigger.max_items_per_invocation,
     feed_poll_delay=trigger.feed_poll_delay_ms,

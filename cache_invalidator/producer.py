@@ -235,8 +235,18 @@ def setting_hint(error: Optional[KafkaError], settings: KafkaSettings) -> str:
         return " (the topic does not exist: create it, or correct KAFKA_TOPIC)"
     if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
         return " (check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM)"
-    if code in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED):
-        return " (the KAFKA_SASL_USERNAME user may not write to the topic)"
+    if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        return " (the KAFKA_SASL_USERNAME user may not write to the topic: grant it Write on KAFKA_TOPIC)"
+    if code == KafkaError.CLUSTER_AUTHORIZATION_FAILED:
+        # The producer is idempotent, so it first asks for a producer id. Brokers
+        # before Kafka 2.8 grant that only with the IdempotentWrite ACL on the
+        # cluster (later ones with Write on a topic), and OpenWhisk's ansible deploys 2.7.
+        return (
+            " (the broker refused the idempotent producer's id: on Kafka before 2.8, as OpenWhisk's ansible "
+            "deploys, the KAFKA_SASL_USERNAME user needs the IdempotentWrite ACL on the cluster, e.g. kafka-acls "
+            "--add --allow-principal User:<user> --operation IdempotentWrite --cluster; idempotence cannot be "
+            "turned off, it keeps a retried batch in order)"
+        )
     if code == KafkaError._SSL:
         return " (check KAFKA_SSL_CA_LOCATION and KAFKA_SECURITY_PROTOCOL)"
     return f" (check KAFKA_HOSTS={settings.hosts} and KAFKA_SECURITY_PROTOCOL)"

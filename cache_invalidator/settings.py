@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Optional
 
 DEFAULT_WHISKS_CONTAINER = "whisks"
@@ -157,6 +158,8 @@ class TriggerSettings:
     preferred_locations: Optional[str]
     max_items_per_invocation: int
     feed_poll_delay_ms: int
+    # ISO 8601 in UTC (`2026-05-01T10:00:00Z`), or None: where a feed without a lease starts.
+    start_from_time: Optional[str] = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "TriggerSettings":
@@ -184,11 +187,41 @@ class TriggerSettings:
                 env, "COSMOSDB_MAX_ITEMS_PER_INVOCATION", DEFAULT_MAX_ITEMS_PER_INVOCATION, minimum=1
             ),
             feed_poll_delay_ms=_integer(env, "COSMOSDB_FEED_POLL_DELAY_MS", DEFAULT_FEED_POLL_DELAY_MS, minimum=100),
+            start_from_time=_start_from_time(env),
         )
 
     def lease_prefix(self, container: str) -> str:
-        """The lease prefix of the original service: `<CLUSTER_ID>-<container>`, or `<container>`."""
+        """`<CLUSTER_ID>-<container>`, or `<container>`: the original service's pattern for whisks, kept for subjects."""
         return f"{self.cluster_id}-{container}" if self.cluster_id else container
+
+
+def _start_from_time(env: Mapping[str, str]) -> Optional[str]:
+    """COSMOSDB_START_FROM_TIME as the trigger's startFromTime: ISO 8601 in UTC with a `Z`.
+
+    A time without an offset is refused rather than guessed: the host's time
+    zone is not the operator's, and a start time of local kind once kept the
+    extension's processor from starting (Azure/azure-webjobs-sdk-extensions#817).
+    """
+    value = _text(env, "COSMOSDB_START_FROM_TIME")
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "zZ" else value)
+    except ValueError:
+        raise InvalidSetting(
+            "COSMOSDB_START_FROM_TIME", f"expected an ISO 8601 time such as 2026-05-01T10:00:00Z, got {value!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidSetting(
+            "COSMOSDB_START_FROM_TIME", f"{value!r} has no time zone: end it with Z (UTC) or an offset such as +02:00"
+        )
+    # The change feed processor ignores a start time next to start-from-beginning
+    # (ChangeFeedProcessorBuilder.WithStartTime); one of them would be ignored silently.
+    if _flag(env, "COSMOSDB_START_FROM_BEGINNING", False):
+        raise InvalidSetting(
+            "COSMOSDB_START_FROM_TIME", "is set together with COSMOSDB_START_FROM_BEGINNING=true; set only one of them"
+        )
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _cluster_id(env: Mapping[str, str]) -> Optional[str]:

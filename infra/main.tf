@@ -7,6 +7,13 @@ provider "azurerm" {
   features {}
 }
 
+# Each region's Function App (modules/region). Like azurerm 5, it registers no resource
+# providers: docs/DEPLOY.md lists those to register.
+provider "azapi" {
+  subscription_id            = var.subscription_id
+  skip_provider_registration = true
+}
+
 locals {
   # /subscriptions/<s>/resourceGroups/<g>/providers/Microsoft.DocumentDB/databaseAccounts/<name>
   cosmosdb_account_name           = element(split("/", var.cosmosdb_account_id), 8)
@@ -64,6 +71,7 @@ module "region" {
   name                 = local.names[each.key].function_app
   storage_account_name = local.names[each.key].storage_account
   location             = coalesce(each.value.location, each.key)
+  subscription_id      = var.subscription_id
   resource_group_name  = coalesce(each.value.resource_group_name, var.resource_group_name)
   tags                 = var.tags
 
@@ -101,6 +109,7 @@ module "region" {
       INVALIDATION_INSTANCE_ID          = var.invalidation_instance_id
     },
     length(each.value.cosmosdb_preferred_locations) == 0 ? {} : { COSMOSDB_PREFERRED_LOCATIONS = join(",", each.value.cosmosdb_preferred_locations) },
+    each.value.cosmosdb_start_from_time == null ? {} : { COSMOSDB_START_FROM_TIME = each.value.cosmosdb_start_from_time },
     each.value.kafka_security_protocol == null ? {} : { KAFKA_SECURITY_PROTOCOL = each.value.kafka_security_protocol },
     each.value.kafka_sasl_mechanism == null ? {} : { KAFKA_SASL_MECHANISM = each.value.kafka_sasl_mechanism },
     each.value.kafka_sasl_username == null ? {} : { KAFKA_SASL_USERNAME = each.value.kafka_sasl_username },

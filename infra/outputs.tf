@@ -5,6 +5,7 @@ output "function_apps" {
       name                = region.function_app_name
       resource_group_name = region.resource_group_name
       id                  = region.function_app_id
+      default_hostname    = region.default_hostname
     }
   }
 

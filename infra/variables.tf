@@ -155,12 +155,12 @@ variable "instance_memory_in_mb" {
 
 variable "maximum_instance_count" {
   type        = number
-  description = "Most instances a region's app scales out to, unless the region says otherwise. The change feed is read one lease at a time, so more instances than feed ranges only wait."
+  description = "Most instances a region's app scales out to, unless the region says otherwise. The change feed is read one lease at a time, so more instances than feed ranges only wait. 40 to 1000: Flex Consumption's lowest maximum for Python is 40 (docs/DEPLOY.md)."
   default     = 40
 
   validation {
-    condition     = var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000 && floor(var.maximum_instance_count) == var.maximum_instance_count
-    error_message = "maximum_instance_count must be a whole number from 1 to 1000, got ${var.maximum_instance_count}."
+    condition     = var.maximum_instance_count >= 40 && var.maximum_instance_count <= 1000 && floor(var.maximum_instance_count) == var.maximum_instance_count
+    error_message = "maximum_instance_count must be a whole number from 40 (Flex Consumption's lowest maximum for Python) to 1000, got ${var.maximum_instance_count}."
   }
 }
 
@@ -296,6 +296,7 @@ variable "regions" {
     kafka_producer_secret_names     = optional(map(string), {})
     cosmosdb_preferred_locations    = optional(list(string), [])
     cosmosdb_start_from_beginning   = optional(bool)
+    cosmosdb_start_from_time        = optional(string)
     subnet_id                       = optional(string)
     resource_group_name             = optional(string)
     function_app_name               = optional(string)
@@ -321,6 +322,9 @@ variable "regions" {
       { "sasl.oauthbearer.client.secret" = "<secret name>" }.
     - cosmosdb_preferred_locations: COSMOSDB_PREFERRED_LOCATIONS, nearest first.
     - cosmosdb_start_from_beginning: COSMOSDB_START_FROM_BEGINNING for this region.
+    - cosmosdb_start_from_time: COSMOSDB_START_FROM_TIME, RFC 3339 (2026-05-01T10:00:00Z): where
+      this region's feeds start while they have no leases, e.g. when it takes over from the
+      Scala service (docs/OPERATIONS.md). Remove it once the region runs.
     - subnet_id: a subnet delegated to Microsoft.App/environments for VNet integration, when
       this region's Kafka is private.
     - resource_group_name, function_app_name, storage_account_name: names other than the
@@ -434,12 +438,22 @@ variable "regions" {
   }
 
   validation {
-    condition     = alltrue([for key, region in var.regions : region.maximum_instance_count == null || try(region.maximum_instance_count >= 1 && region.maximum_instance_count <= 1000, false)])
-    error_message = "regions: maximum_instance_count must be from 1 to 1000; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (${region.maximum_instance_count})" if !(region.maximum_instance_count == null || try(region.maximum_instance_count >= 1 && region.maximum_instance_count <= 1000, false))])}."
+    condition     = alltrue([for key, region in var.regions : region.maximum_instance_count == null || try(region.maximum_instance_count >= 40 && region.maximum_instance_count <= 1000 && floor(region.maximum_instance_count) == region.maximum_instance_count, false)])
+    error_message = "regions: maximum_instance_count must be a whole number from 40 (Flex Consumption's lowest maximum for Python) to 1000; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (${region.maximum_instance_count})" if !(region.maximum_instance_count == null || try(region.maximum_instance_count >= 40 && region.maximum_instance_count <= 1000 && floor(region.maximum_instance_count) == region.maximum_instance_count, false))])}."
   }
 
   validation {
     condition     = alltrue([for key, region in var.regions : region.always_ready_instance_count == null || try(region.always_ready_instance_count >= 0 && region.always_ready_instance_count <= 10, false)])
     error_message = "regions: always_ready_instance_count must be from 0 to 10; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (${region.always_ready_instance_count})" if !(region.always_ready_instance_count == null || try(region.always_ready_instance_count >= 0 && region.always_ready_instance_count <= 10, false))])}."
+  }
+  validation {
+    condition     = alltrue([for key, region in var.regions : region.cosmosdb_start_from_time == null || can(formatdate("YYYY", region.cosmosdb_start_from_time))])
+    error_message = "regions: cosmosdb_start_from_time must be an RFC 3339 time with a zone, such as 2026-05-01T10:00:00Z; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.cosmosdb_start_from_time}\")" if !(region.cosmosdb_start_from_time == null || can(formatdate("YYYY", region.cosmosdb_start_from_time)))])}."
+  }
+
+  # The app refuses the two together: the change feed processor would ignore one of them.
+  validation {
+    condition     = alltrue([for key, region in var.regions : region.cosmosdb_start_from_time == null || region.cosmosdb_start_from_beginning != true])
+    error_message = "regions: cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other; both are set in ${join(", ", [for key, region in var.regions : "region ${key}" if !(region.cosmosdb_start_from_time == null || region.cosmosdb_start_from_beginning != true)])}."
   }
 }

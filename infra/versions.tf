@@ -9,5 +9,11 @@ terraform {
       # which has azurerm_function_app_flex_consumption with identity-based storage.
       version = ">= 5.2.0, < 6.0.0"
     }
+    azapi = {
+      source = "Azure/azapi"
+      # Each region's Function App as the request Azure gets; validated here against
+      # v1.15.0, whose embedded schema has Microsoft.Web/sites@2023-12-01.
+      version = ">= 1.15.0, < 2.0.0"
+    }
   }
 }

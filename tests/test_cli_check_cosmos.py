@@ -2,8 +2,8 @@
 
 import io
 
-from cache_invalidator.cli.check import assess_cosmos, run_check
-from cache_invalidator.cli.cosmos_facts import ContainerFacts, CosmosFacts
+from cache_invalidator.cli.check import assess_change_feed, assess_cosmos, run_check
+from cache_invalidator.cli.cosmos_facts import ChangeFacts, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds
 from cache_invalidator.cli.errors import CosmosUnavailable
 from cache_invalidator.cli.report import Section
 from cache_invalidator.settings import TriggerSettings
@@ -29,8 +29,8 @@ def store_documents(prefix, container, host=HOST):
     return [{"id": base + ".info", "_ts": NOW - 1000}, {"id": base + ".lock", "_ts": NOW - 1000}]
 
 
-def facts(leases=(), lease_pk=("/id",), lease_exists=True, missing=()):
-    containers = {name: ContainerFacts(name, name not in missing, RIDS[name], ("/id",)) for name in RIDS}
+def facts(leases=(), lease_pk=("/id",), lease_exists=True, missing=(), default_ttl=-1):
+    containers = {name: ContainerFacts(name, name not in missing, RIDS[name], ("/id",), default_ttl) for name in RIDS}
     containers["cache-invalidator-lease"] = ContainerFacts("cache-invalidator-lease", lease_exists, "L", lease_pk)
     return CosmosFacts(ENDPOINT, True, DB_RID, containers, list(leases) if lease_exists else None)
 
@@ -163,13 +163,138 @@ def test_facts_reach_the_report():
     assert "WARNING no leases for 'subjects'" in out.getvalue()
 
 
-def test_leases_named_by_database_and_container_names_are_counted():
-    # Microsoft's Java change feed processor with handleChanges (partition-key-range leases) writes names, not rids.
-    base = f"eu-whisks{HOST}_{BASE_SETTINGS['COSMOSDB_NAME']}_whisks"
-    leases = [{"id": f"{base}..0", "Owner": "host-1", "_ts": NOW - 10},
-              {"id": f"{base}..1", "Owner": "host-2", "_ts": NOW - 10},
-              {"id": f"{base}.info", "_ts": NOW - 1000}, lease("eu-subjects", "subjects")]
-    section = assess(facts(leases), CLUSTER_ID="eu")
-    assert any(t.startswith("2 lease(s) for 'whisks' (lease prefix 'eu-whisks'), 2 owner(s): host-1, host-2")
-               for t in texts(section, "ok")), texts(section, "ok")
+# -- what OpenWhisk writes: default TTL, soft deletes, _clusterId, the Scala service's leases --------
+
+
+def test_a_container_without_default_ttl_is_a_warning_naming_what_to_turn_on():
+    section = assess(facts([lease("eu-whisks", "whisks"), lease("eu-subjects", "subjects")], default_ttl=None),
+                     CLUSTER_ID="eu")
+    warnings = [t for t in texts(section, "WARNING") if "no default time to live" in t]
+    assert [t.split("'")[1] for t in warnings] == ["whisks", "subjects"]
+    assert all("whisk.cosmosdb.soft-delete-ttl" in t and "defaultTtl -1" in t for t in warnings)
+
+
+def test_a_positive_default_ttl_is_a_warning_that_documents_expire():
+    section = assess(facts([lease("eu-whisks", "whisks"), lease("eu-subjects", "subjects")], default_ttl=3600),
+                     CLUSTER_ID="eu")
+    assert any("'whisks' has a default time to live of 60 min" in t for t in texts(section, "WARNING"))
+
+
+BOUNDS = FeedSampleBounds(window_seconds=3600, max_documents=1000, max_request_units=100)
+DAY = 86400
+
+
+def change(cluster="eu", deleted=False, ttl=None, ts=NOW - 60):
+    return ChangeFacts(ts=ts, deleted=deleted, ttl=ttl, cluster_id=cluster)
+
+
+def judged(changes, cluster_id="eu", store="WhiskEntity", min_ttl=DAY, stopped_by=None):
+    section = Section("Cosmos DB")
+    sample = ChangeFeedSample("whisks", NOW - 3600, tuple(changes), len(changes), 12.5, stopped_by)
+    assess_change_feed(section, sample, store, cluster_id, BOUNDS, min_ttl)
+    return section
+
+
+RIGHT = [change("eu"), change("us"), change("us", deleted=True, ttl=7 * DAY), change("eu", deleted=True, ttl=2 * DAY)]
+
+
+def test_a_right_deployments_sample_gives_no_warning():
+    section = judged(RIGHT)
+    assert texts(section, "WARNING") == [] and texts(section, "PROBLEM") == []
+
+
+def test_the_sample_names_its_cost_and_the_cluster_ids_it_saw_with_counts():
+    infos = texts(judged(RIGHT + [change(None)]), "")
+    assert "change feed of 'whisks': 5 change(s) in the last 60 min, 5 document(s) read, 12.5 RU charged" in infos
+    assert "_clusterId of the changes of 'whisks': 'eu' 2, 'us' 2; without _clusterId 1" in infos
+
+
+def test_changes_without_a_soft_delete_warn_that_controllers_may_hard_delete():
+    warnings = texts(judged([change("eu"), change("us")]), "WARNING")
+    assert len(warnings) == 1 and "the controllers may hard-delete" in warnings[0]
+    assert "whisk.cosmosdb.soft-delete-ttl (environment CONFIG_whisk_cosmosdb_softDeleteTtl)" in warnings[0]
+    assert "whisk.cosmosdb.collections.WhiskEntity.soft-delete-ttl" in warnings[0]
+
+
+def test_the_soft_delete_warning_of_subjects_names_the_auth_store():
+    warnings = texts(judged([change("eu")], store="WhiskAuth"), "WARNING")
+    assert "CONFIG_whisk_cosmosdb_collections_WhiskAuth_softDeleteTtl" in warnings[0]
+
+
+def test_soft_deletes_with_a_short_ttl_are_a_warning_naming_the_shortest():
+    warnings = texts(judged(RIGHT + [change("eu", deleted=True, ttl=600)]), "WARNING")
+    assert len(warnings) == 1 and "1 soft delete(s) of 'whisks' carry a ttl below 24 h" in warnings[0]
+    assert "the shortest 10 min" in warnings[0] and "whisk.cosmosdb.soft-delete-ttl" in warnings[0]
+
+
+def test_the_ttl_threshold_is_the_option():
+    assert texts(judged(RIGHT, min_ttl=3 * DAY), "WARNING")[0].startswith(
+        "1 soft delete(s) of 'whisks' carry a ttl below 72 h")
+
+
+def test_changes_without_cluster_id_are_a_warning_naming_the_controllers_setting():
+    warnings = texts(judged(RIGHT + [change(None), change(None)]), "WARNING")
+    assert len(warnings) == 1 and warnings[0].startswith("2 of the 6 change(s) of 'whisks' carry no _clusterId")
+    assert "whisk.cosmosdb.cluster-id (environment CONFIG_whisk_cosmosdb_clusterId)" in warnings[0]
+
+
+def test_a_cluster_id_on_no_change_is_a_warning_that_changes_come_back():
+    warnings = texts(judged(RIGHT, cluster_id="westeurope"), "WARNING")
+    assert len(warnings) == 1 and "CLUSTER_ID 'westeurope' is on none of the 4 change(s)" in warnings[0]
+    assert "skipped_own_cluster=0 on every batch line" in warnings[0]
+    assert "CONFIG_whisk_cosmosdb_clusterId" in warnings[0]
+
+
+def test_without_cluster_id_only_the_stamps_are_judged():
+    assert texts(judged(RIGHT, cluster_id=None), "WARNING") == []
+
+
+def test_an_empty_window_judges_nothing():
+    section = judged([])
     assert texts(section, "WARNING") == []
+    assert any(t.startswith("no change of 'whisks' in the last 60 min") for t in texts(section, ""))
+
+
+def test_a_sample_stopped_by_its_bound_says_so():
+    infos = texts(judged(RIGHT, stopped_by="request units"), "")
+    assert any(t.endswith("stopped at the 100-RU bound") for t in infos)
+
+
+OLD_HOST = HOST
+
+
+def old_lease(prefix, container, tail, ts=NOW - 7200, database="openwhisk"):
+    return {"id": f"{prefix}{OLD_HOST}_{database}_{container}{tail}", "Owner": "cache-invalidator", "_ts": ts}
+
+
+def test_the_scala_services_leases_are_reported_apart_from_the_apps():
+    leases = [lease("eu-whisks", "whisks"), lease("eu-subjects", "subjects"),
+              old_lease("eu-whisks", "whisks", ".info"), old_lease("eu-whisks", "whisks", "..0"),
+              old_lease("eu-whisks", "whisks", "..1")]
+    section = assess(facts(leases), CLUSTER_ID="eu")
+    assert texts(section, "WARNING") == []
+    assert any(t.startswith("1 lease(s) for 'whisks' (lease prefix 'eu-whisks')") for t in texts(section, "ok"))
+    assert any(t.startswith(f"3 lease document(s) 'eu-whisks{HOST}_openwhisk_whisks'... of the Scala "
+                            f"cache-invalidator (lease prefix 'eu-whisks') for 'whisks', last written 2 h ago: "
+                            f"the app neither reads nor takes them over") for t in texts(section, ""))
+
+
+def test_the_scala_services_v1_leases_are_recognised_too():
+    leases = [lease("eu-whisks", "whisks"), old_lease("eu-whisks", "whisks", ".info"),
+              old_lease("eu-whisks", "whisks", ".info.0")]
+    section = assess(facts(leases), CLUSTER_ID="eu")
+    assert any(t.startswith(f"2 lease document(s) 'eu-whisks{HOST}_openwhisk_whisks'...") for t in texts(section, ""))
+
+
+def test_the_scala_service_still_renewing_this_regions_prefix_is_a_warning():
+    leases = [lease("eu-whisks", "whisks"), old_lease("eu-whisks", "whisks", "..0", ts=NOW - 5)]
+    section = assess(facts(leases), CLUSTER_ID="eu")
+    assert any("the Scala service still runs with this region's prefix" in t for t in texts(section, "WARNING"))
+
+
+def test_a_sample_window_that_is_no_duration_is_a_usage_error():
+    from cache_invalidator.cli.main import main
+
+    err = io.StringIO()
+    assert main(["check", "--sample-window", "soon"], environ={}, stdout=io.StringIO(), stderr=err) == 2
+    assert "not a duration such as 3600, 90m, 24h or 7d" in err.getvalue()

@@ -86,7 +86,7 @@ def test_package_holds_only_the_app_and_its_requirements(package):
     with zipfile.ZipFile(package) as archive:
         names = archive.namelist()
     top_level = {name.split("/")[0] for name in names}
-    assert top_level == {"function_app.py", "host.json", "cache_invalidator", ".python_packages"}
+    assert top_level == {"function_app.py", "host.json", "requirements.txt", "cache_invalidator", ".python_packages"}
     assert not [name for name in names if name.startswith("cache_invalidator/cli/")]
     assert "cache_invalidator/__main__.py" not in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
@@ -129,3 +129,76 @@ def test_unpacked_package_indexes_both_functions_in_a_clean_interpreter(unpacked
     assert sorted(triggers) == ["invalidate_subjects", "invalidate_whisks"]
     prefixes = {name: trigger["leaseContainerPrefix"] for name, trigger in triggers.items()}
     assert prefixes == {"invalidate_whisks": "westeurope-whisks", "invalidate_subjects": "westeurope-subjects"}
+
+
+def _packaged_requirements(archive):
+    """The zip's requirements.txt as {name: version}, every line `name==version`."""
+    pins = {}
+    for line in archive.read("requirements.txt").decode().splitlines():
+        if line and not line.startswith("#"):
+            name, separator, version = line.partition("==")
+            assert separator and version and ";" not in line, f"not an exact pin: {line!r}"
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def _packaged_distributions(archive):
+    """{name: version} of each dist-info in the zip's site-packages, from its METADATA."""
+    found = {}
+    for name in archive.namelist():
+        if name.startswith(SITE_PACKAGES + "/") and name.endswith(".dist-info/METADATA"):
+            headers = dict(line.split(": ", 1) for line in archive.read(name).decode().split("\n\n", 1)[0].splitlines()
+                           if ": " in line)
+            found[headers["Name"].lower().replace("_", "-")] = headers["Version"]
+    return found
+
+
+def test_packaged_requirements_pin_exactly_the_packaged_distributions(package):
+    with zipfile.ZipFile(package) as archive:
+        pins, distributions = _packaged_requirements(archive), _packaged_distributions(archive)
+    assert pins == distributions
+    assert {"azure-functions", "confluent-kafka", "orjson"} <= set(pins)
+
+
+def _runtime_suite_pin():
+    """The azure-functions-runtime version tests/runtime/requirements.txt installs."""
+    text = (ROOT / "tests" / "runtime" / "requirements.txt").read_text()
+    return re.search(r"^azure-functions-runtime==([0-9][^\s;#]*)", text, re.M).group(1)
+
+
+def test_requirements_pin_the_worker_runtime_for_3_13_at_the_runtime_suites_version():
+    lines = [line.split("#", 1)[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    runtime = [line for line in lines if line.startswith("azure-functions-runtime")]
+    assert runtime == [f'azure-functions-runtime=={_runtime_suite_pin()}; python_version == "3.13"']
+
+
+def test_package_for_3_13_holds_the_worker_runtime_the_runtime_suite_tests(package):
+    assert PYTHON_VERSION == "3.13"
+    with zipfile.ZipFile(package) as archive:
+        pins, distributions = _packaged_requirements(archive), _packaged_distributions(archive)
+    assert pins["azure-functions-runtime"] == distributions["azure-functions-runtime"] == _runtime_suite_pin()
+
+
+# Files a checkout holds besides the tracked ones, after scripts/test and scripts/run-local.
+UNTRACKED_IN_A_CHECKOUT = ("local.settings.json", ".venv/bin/python", ".cache/tools/terraform", "dist/app.zip",
+                           "cache_invalidator/__pycache__/handler.cpython-311.pyc", ".pytest_cache/README.md",
+                           "__azurite_db_blob__.json")
+
+
+def test_funcignore_leaves_a_checkout_with_exactly_the_packages_files(package, tmp_path):
+    git = shutil.which("git")
+    tracked = subprocess.run([git or "git", "ls-files"], cwd=ROOT, capture_output=True, text=True) if git else None
+    assert tracked is not None and tracked.returncode == 0, "needs git and a checkout: .funcignore is read as gitignore"
+    # A local build's packages (`pip install --target .python_packages/lib/site-packages`) are shipped.
+    local_build = f"{SITE_PACKAGES}/confluent_kafka/__init__.py"
+    checkout = tmp_path / "checkout"
+    for name in [*tracked.stdout.splitlines(), *UNTRACKED_IN_A_CHECKOUT, local_build]:
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).touch()
+    shutil.copy(ROOT / ".funcignore", checkout / ".funcignore")
+    subprocess.run([git, "init", "-q"], cwd=checkout, check=True)
+    shipped = subprocess.run([git, "ls-files", "--others", "--exclude-from=.funcignore"], cwd=checkout,
+                             capture_output=True, text=True, check=True).stdout.split()
+    with zipfile.ZipFile(package) as archive:
+        app_files = {name for name in archive.namelist() if not name.startswith(SITE_PACKAGES + "/")}
+    assert set(shipped) == app_files | {local_build}

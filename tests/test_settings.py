@@ -140,3 +140,28 @@ def test_linger_defaults_to_zero_because_each_batch_waits_for_its_acks():
 
 def test_linger_can_be_overridden():
     assert Settings.from_env({**KAFKA, "KAFKA_PRODUCER_LINGER_MS": "20"}).kafka.producer_config()["linger.ms"] == "20"
+
+
+def test_start_from_time_is_unset_by_default():
+    assert TriggerSettings.from_env(COSMOS).start_from_time is None
+
+
+def test_start_from_time_becomes_utc_with_a_z():
+    trigger = TriggerSettings.from_env({**COSMOS, "COSMOSDB_START_FROM_TIME": "2026-05-01T12:00:00+02:00"})
+    assert trigger.start_from_time == "2026-05-01T10:00:00Z"
+
+
+def test_start_from_time_without_a_time_zone_is_refused_naming_the_setting():
+    error = error_for({**COSMOS, "COSMOSDB_START_FROM_TIME": "2026-05-01T10:00:00"}, TriggerSettings.from_env)
+    assert error.setting == "COSMOSDB_START_FROM_TIME" and "no time zone" in str(error)
+
+
+def test_start_from_time_that_is_not_a_time_is_refused_naming_the_setting():
+    error = error_for({**COSMOS, "COSMOSDB_START_FROM_TIME": "yesterday"}, TriggerSettings.from_env)
+    assert error.setting == "COSMOSDB_START_FROM_TIME" and "ISO 8601" in str(error)
+
+
+def test_start_from_time_and_start_from_beginning_together_are_refused():
+    env = {**COSMOS, "COSMOSDB_START_FROM_TIME": "2026-05-01T10:00:00Z", "COSMOSDB_START_FROM_BEGINNING": "true"}
+    error = error_for(env, TriggerSettings.from_env)
+    assert error.setting == "COSMOSDB_START_FROM_TIME" and "COSMOSDB_START_FROM_BEGINNING" in str(error)

@@ -80,6 +80,14 @@ def test_feed_defaults_favour_freshness(monkeypatch):
     t = triggers(monkeypatch)["invalidate_whisks"]
     assert (t["feedPollDelay"], t["maxItemsPerInvocation"], t["startFromBeginning"]) == (1000, 1000, False)
     assert "preferredLocations" not in t
+    assert "startFromTime" not in t
+
+
+def test_start_from_time_reaches_both_triggers_in_utc(monkeypatch):
+    found = triggers(monkeypatch, COSMOSDB_START_FROM_TIME="2026-05-01T12:00:00+02:00")
+    assert {name: t["startFromTime"] for name, t in found.items()} == {
+        "invalidate_whisks": "2026-05-01T10:00:00Z", "invalidate_subjects": "2026-05-01T10:00:00Z",
+    }
 
 
 def test_optional_feed_settings_reach_the_metadata(monkeypatch):

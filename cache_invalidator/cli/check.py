@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from ..producer import setting_hint as kafka_hint
 from ..settings import KafkaSettings, Secret, Settings, SettingsError, TriggerSettings
-from .cosmos_facts import ContainerFacts, CosmosFacts
+from .cosmos_facts import DEFAULT_MIN_SOFT_DELETE_TTL, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds
 from .errors import CosmosUnavailable
 from .report import Report, Section, parse_connection_string, redacted_connection_string, secret_values
 
@@ -121,6 +121,7 @@ def settings_section(report: Report, env: Mapping[str, str], parsed: ParsedSetti
             ("COSMOSDB_LEASE_CONTAINER", trigger.lease_container),
             ("COSMOSDB_CREATE_LEASE_CONTAINER", _flag(trigger.create_lease_container)),
             ("COSMOSDB_START_FROM_BEGINNING", _flag(trigger.start_from_beginning)),
+            ("COSMOSDB_START_FROM_TIME", trigger.start_from_time or "(none: from now)"),
             ("COSMOSDB_PREFERRED_LOCATIONS", trigger.preferred_locations or "(the account's)"),
             ("COSMOSDB_MAX_ITEMS_PER_INVOCATION", str(trigger.max_items_per_invocation)),
             ("COSMOSDB_FEED_POLL_DELAY_MS", str(trigger.feed_poll_delay_ms)),
@@ -244,6 +245,9 @@ def cosmos_section(
     cluster_id: Optional[str],
     timeout: float,
     gather: Optional[Callable[..., CosmosFacts]] = None,
+    sample: Optional[FeedSampleBounds] = None,
+    min_soft_delete_ttl: int = 0,
+    sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]] = None,
 ) -> None:
     section = report.section("Cosmos DB")
     if trigger is None:
@@ -261,6 +265,8 @@ def cosmos_section(
         section.problem(str(exc))
         return
     assess_cosmos(section, facts, trigger, cluster_id, now=time.time())
+    if sample is not None and facts.database_exists:
+        sample_section(section, env, trigger, cluster_id, timeout, sample, min_soft_delete_ttl, sampler)
 
 
 def assess_cosmos(section: Section, facts: CosmosFacts, trigger: TriggerSettings,
@@ -279,6 +285,7 @@ def assess_cosmos(section: Section, facts: CosmosFacts, trigger: TriggerSettings
             section.problem(f"container {name!r} ({setting}) does not exist in database {trigger.database!r}")
         else:
             section.ok(f"container {name!r} exists")
+            assess_default_ttl(section, container)
             monitored.append(container)
     lease = facts.containers.get(trigger.lease_container)
     if lease is None or not lease.exists:
@@ -306,6 +313,7 @@ def assess_cosmos(section: Section, facts: CosmosFacts, trigger: TriggerSettings
         for container in monitored:
             assess_leases(section, facts.leases, container, trigger, cluster_id, host,
                           facts.database_rid or "", now)
+            assess_old_service_leases(section, facts.leases, container, trigger, host, now)
 
 
 @dataclasses.dataclass
@@ -326,22 +334,18 @@ def assess_leases(section: Section, leases: list[Mapping], container: ContainerF
     followed by `..<lease token>` for a lease, `.info` or `.lock` for its store
     marker and lock. The Functions host passes leaseContainerPrefix as the
     prefix, so the part before the host tells which deployment wrote a lease.
-    The Java SDK's processor with partition-key-range leases (handleChanges;
-    azure-cosmos's ChangeFeedProcessorImplBase.getPkRangeIdVersionLeasePrefix)
-    writes the database's and container's names in place of their rids.
     """
     prefix = trigger.lease_prefix(container.name)
-    markers = (f"_{database_rid}_{container.rid}", f"_{trigger.database}_{container.name}")
+    marker = f"_{database_rid}_{container.rid}"
     groups: dict[str, _LeaseGroup] = {}
     other_endpoints: dict[str, _LeaseGroup] = {}
     for document in leases:
         doc_id = document.get("id")
         if not isinstance(doc_id, str):
             continue
-        found = [(doc_id.find(marker), marker) for marker in markers if marker in doc_id]
-        if not found:
+        at = doc_id.find(marker)
+        if at < 0:
             continue
-        at, marker = found[0]
         head, tail = doc_id[:at], doc_id[at + len(marker):]
         if host and head.lower().endswith(host):
             group = groups.setdefault(head[:len(head) - len(host)], _LeaseGroup())
@@ -428,12 +432,159 @@ def _age(seconds: int) -> str:
     return f"{seconds // 3600} h"
 
 
+# -- what OpenWhisk writes: default TTL, soft deletes, _clusterId; the Scala service's leases ---
+#
+# OpenWhisk's CosmosDBArtifactStore (common/scala/.../database/cosmosdb/) soft-deletes, with `_deleted`
+# and a `ttl`, only when whisk.cosmosdb.soft-delete-ttl is set, and stamps `_clusterId` only when
+# whisk.cosmosdb.cluster-id is set; both are commented out in its application.conf. A hard delete is
+# not in the latest-version change feed, so no other region hears of it.
+
+# OpenWhisk's stores per container: the key under whisk.cosmosdb.collections.
+_STORES = {"COSMOSDB_WHISKS_CONTAINER": "WhiskEntity", "COSMOSDB_SUBJECTS_CONTAINER": "WhiskAuth"}
+
+
+def _soft_delete_setting(store: str) -> str:
+    return (f"whisk.cosmosdb.soft-delete-ttl (environment CONFIG_whisk_cosmosdb_softDeleteTtl), or for this "
+            f"container whisk.cosmosdb.collections.{store}.soft-delete-ttl "
+            f"(CONFIG_whisk_cosmosdb_collections_{store}_softDeleteTtl)")
+
+
+_CLUSTER_ID_SETTING = "whisk.cosmosdb.cluster-id (environment CONFIG_whisk_cosmosdb_clusterId)"
+
+
+def assess_default_ttl(section: Section, container: ContainerFacts) -> None:
+    """A soft delete's ttl acts only when the container has time to live on; OpenWhisk turns it on only on
+    containers it creates (defaultTtl -1, CosmosDBSupport.newDatabaseCollection)."""
+    if container.default_ttl is None:
+        section.warning(
+            f"container {container.name!r} has no default time to live: the ttl that OpenWhisk gives a soft delete "
+            f"(whisk.cosmosdb.soft-delete-ttl) never takes effect and soft-deleted documents stay for ever "
+            f"(harmless for invalidation; they only accumulate). OpenWhisk turns it on only in containers it "
+            f"creates: turn it on without a default, defaultTtl -1 (az cosmosdb sql container update ... --ttl -1)"
+        )
+    elif container.default_ttl > 0:
+        section.warning(
+            f"container {container.name!r} has a default time to live of {_age(container.default_ttl)}: every "
+            f"OpenWhisk document in it expires that long after its last change; set defaultTtl to -1 (on, no default)"
+        )
+
+
+def sample_section(section: Section, env: Mapping[str, str], trigger: TriggerSettings, cluster_id: Optional[str],
+                   timeout: float, bounds: FeedSampleBounds, min_soft_delete_ttl: int,
+                   sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]]) -> None:
+    """Reads a bounded sample of each container's recent change feed and judges what the controllers wrote."""
+    if sampler is None:
+        from .cosmos import sample_change_feeds as sampler
+    try:
+        samples = sampler(env, trigger, bounds, timeout=timeout)
+    except CosmosUnavailable as exc:
+        section.problem(f"sampling the change feed: {exc}")
+        return
+    for setting, name in (("COSMOSDB_WHISKS_CONTAINER", trigger.whisks_container),
+                          ("COSMOSDB_SUBJECTS_CONTAINER", trigger.subjects_container)):
+        if name in samples:
+            assess_change_feed(section, samples[name], _STORES[setting], cluster_id, bounds, min_soft_delete_ttl)
+
+
+def assess_change_feed(section: Section, sample: ChangeFeedSample, store: str, cluster_id: Optional[str],
+                       bounds: FeedSampleBounds, min_soft_delete_ttl: int) -> None:
+    """Soft deletes, their ttl and `_clusterId` in one container's sample; each warning names OpenWhisk's setting."""
+    name, changes = sample.container, sample.changes
+    bound = {"documents": f"; stopped at the {bounds.max_documents}-document bound",
+             "request units": f"; stopped at the {bounds.max_request_units:g}-RU bound"}.get(sample.stopped_by, "")
+    section.info(
+        f"change feed of {name!r}: {len(changes)} change(s) in the last {_age(bounds.window_seconds)}, "
+        f"{sample.documents_read} document(s) read, {sample.request_charge:g} RU charged{bound}"
+    )
+    if not changes:
+        section.info(f"no change of {name!r} in the last {_age(bounds.window_seconds)}: soft deletes and "
+                     f"_clusterId cannot be judged (--sample-window looks further back)")
+        return
+    stamps: dict[Optional[str], int] = {}
+    for change in changes:
+        stamps[change.cluster_id] = stamps.get(change.cluster_id, 0) + 1
+    seen = ", ".join(f"{value!r} {count}" for value, count in sorted(
+        ((v, c) for v, c in stamps.items() if v is not None), key=lambda item: (-item[1], item[0])))
+    unstamped = stamps.get(None, 0)
+    section.info(f"_clusterId of the changes of {name!r}: {seen or '(none)'}"
+                 + (f"; without _clusterId {unstamped}" if unstamped else ""))
+
+    soft_deletes = [change for change in changes if change.deleted]
+    if not soft_deletes:
+        section.warning(
+            f"no soft delete among the {len(changes)} change(s) of {name!r}: the controllers may hard-delete, and a "
+            f"hard delete never reaches the change feed, so other regions keep a deleted entity in their caches. "
+            f"Set {_soft_delete_setting(store)} on every controller (a window without any delete shows this too)"
+        )
+    short = sorted(change.ttl for change in soft_deletes if change.ttl is not None and change.ttl < min_soft_delete_ttl)
+    if short:
+        section.warning(
+            f"{len(short)} soft delete(s) of {name!r} carry a ttl below {_age(min_soft_delete_ttl)} "
+            f"(--min-soft-delete-ttl), the shortest {_age(short[0])}: an expired delete leaves the change feed, so a "
+            f"region whose app is down longer, or a replay reaching further back, never sees it. Raise "
+            f"{_soft_delete_setting(store)} beyond the longest outage plus the replay horizon"
+        )
+    if unstamped:
+        section.warning(
+            f"{unstamped} of the {len(changes)} change(s) of {name!r} carry no _clusterId: the controllers that wrote "
+            f"them do not set {_CLUSTER_ID_SETTING}, so their own region invalidates them again (a cache miss each). "
+            f"Set it on every controller to its region's CLUSTER_ID"
+        )
+    if cluster_id and cluster_id not in stamps:
+        section.warning(
+            f"this region's CLUSTER_ID {cluster_id!r} is on none of the {len(changes)} change(s) of {name!r}: if this "
+            f"region's controllers wrote any, their {_CLUSTER_ID_SETTING} is not {cluster_id!r}, and every change "
+            f"of theirs comes back to them (skipped_own_cluster=0 on every batch line). Set it to {cluster_id!r} "
+            f"there, or CLUSTER_ID to their value, never to another region's (its changes would be skipped here)"
+        )
+
+
+def assess_old_service_leases(section: Section, leases: list[Mapping], container: ContainerFacts,
+                              trigger: TriggerSettings, host: str, now: float) -> None:
+    """Lease documents of OpenWhisk's Scala cache-invalidator on the same lease container.
+
+    Its Java change feed processors named them by names where the .NET SDK
+    uses resource ids: `<lease prefix><host>_<database>_<container>` then
+    `..<token>` (azure-cosmos 3.x, ChangeFeedProcessorBuilderImpl.getLeasePrefix
+    with CosmosDatabase.id()) or `.info.<partition>` (azure-cosmos-changefeedprocessor
+    0.9.2), and `.info`, `.lock`. The app's processor lists `<prefix><host>_<rids>..`
+    and reads the marker `<prefix><host>_<rids>.info`, so it neither takes these
+    over nor is blocked by them.
+    """
+    marker = f"_{trigger.database}_{container.name}"
+    groups: dict[str, list[Mapping]] = {}
+    for document in leases:
+        doc_id = document.get("id")
+        if not isinstance(doc_id, str):
+            continue
+        at = doc_id.rfind(marker)
+        if at < 0 or not doc_id[at + len(marker):].startswith("."):
+            continue
+        groups.setdefault(doc_id[:at], []).append(document)
+    ours = trigger.lease_prefix(container.name)
+    for head, documents in sorted(groups.items()):
+        prefix = head[:len(head) - len(host)] if host and head.lower().endswith(host) else head
+        stamps = [d.get("_ts") for d in documents if type(d.get("_ts")) is int]
+        age = None if not stamps else max(0, int(now - max(stamps)))
+        renewed = f", last written {_age(age)} ago" if age is not None else ""
+        text = (f"{len(documents)} lease document(s) {head + marker!r}... of the Scala cache-invalidator "
+                f"(lease prefix {prefix!r}) for {container.name!r}{renewed}")
+        if prefix == ours and age is not None and age <= STALE_LEASE_SECONDS:
+            section.warning(f"{text}: the Scala service still runs with this region's prefix; stop it once this app "
+                            f"reads the feed (both send the same invalidations: duplicates, no loss)")
+        else:
+            section.info(f"{text}: the app neither reads nor takes them over (it names its leases by resource ids); "
+                         f"delete them once the migration is done (docs/OPERATIONS.md)")
+
+
 # -- the command --------------------------------------------------------------------------------
 
 
 def run_check(env: Mapping[str, str], out: TextIO, *, source: str, kafka: bool = True, cosmos: bool = True,
               timeout: float = DEFAULT_TIMEOUT_SECONDS,
-              gather: Optional[Callable[..., CosmosFacts]] = None) -> int:
+              gather: Optional[Callable[..., CosmosFacts]] = None,
+              sample: Optional[FeedSampleBounds] = None, min_soft_delete_ttl: int = DEFAULT_MIN_SOFT_DELETE_TTL,
+              sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]] = None) -> int:
     """Prints the report; 0 when there is no problem, else 1."""
     report = Report(f"cache-invalidator check: settings from {source}", secrets=secret_values(env))
     parsed = parse_settings(env)
@@ -442,6 +593,7 @@ def run_check(env: Mapping[str, str], out: TextIO, *, source: str, kafka: bool =
         kafka_section(report, parsed.settings.kafka if parsed.settings else None, timeout)
     if cosmos:
         cluster_id = parsed.trigger.cluster_id if parsed.trigger else None
-        cosmos_section(report, env, parsed.trigger, cluster_id, timeout, gather=gather)
+        cosmos_section(report, env, parsed.trigger, cluster_id, timeout, gather=gather, sample=sample,
+                       min_soft_delete_ttl=min_soft_delete_ttl, sampler=sampler)
     report.render(out)
     return 1 if report.problems else 0

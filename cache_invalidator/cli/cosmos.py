@@ -7,8 +7,9 @@ their results lives in check.py and replay.py, which are tested without one.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Optional
 from urllib.parse import urlparse
 
@@ -17,7 +18,8 @@ from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
 from ..settings import TriggerSettings
-from .cosmos_facts import ContainerFacts, CosmosFacts, cosmos_endpoint
+from .cosmos_facts import (ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds, change_facts,
+                           cosmos_endpoint)
 from .errors import CosmosUnavailable
 from .replay import stop_after_until
 from .report import parse_connection_string
@@ -94,7 +96,9 @@ def _container_facts(database: DatabaseProxy, name: str) -> ContainerFacts:
     except CosmosResourceNotFoundError:
         return ContainerFacts(name, exists=False)
     paths = tuple((properties.get("partitionKey") or {}).get("paths") or ())
-    return ContainerFacts(name, exists=True, rid=properties.get("_rid"), partition_key_paths=paths)
+    default_ttl = properties.get("defaultTtl")
+    return ContainerFacts(name, exists=True, rid=properties.get("_rid"), partition_key_paths=paths,
+                          default_ttl=default_ttl if type(default_ttl) is int else None)
 
 
 def gather_facts(env: Mapping[str, str], trigger: TriggerSettings, *, timeout: float) -> CosmosFacts:
@@ -154,3 +158,58 @@ def change_feed_pages(container: ContainerProxy, since: datetime, until_ts: Opti
             pages = container.query_items_change_feed(
                 feed_range=feed_range, start_time=since, max_item_count=page_size).by_page()
             yield from stop_after_until((list(page) for page in pages), until_ts)
+
+
+# Changes per page of a sample: small, so that the document bound is kept closely.
+_SAMPLE_PAGE_SIZE = 100
+
+
+def sample_change_feeds(env: Mapping[str, str], trigger: TriggerSettings, bounds: FeedSampleBounds, *,
+                        timeout: float, now: Optional[float] = None) -> dict[str, ChangeFeedSample]:
+    """A bounded sample of the recent change feed of whisks and subjects; a missing container is left out."""
+    client, endpoint = open_client(env, trigger, timeout=timeout)
+    since = int((time.time() if now is None else now) - bounds.window_seconds)
+    samples = {}
+    with _reported(_setting(env), endpoint), client:
+        database = client.get_database_client(trigger.database)
+        for name in dict.fromkeys([trigger.whisks_container, trigger.subjects_container]):
+            try:
+                samples[name] = _sample(database.get_container_client(name), name, since, bounds)
+            except CosmosResourceNotFoundError:
+                continue
+    return samples
+
+
+def _sample(container: ContainerProxy, name: str, since: int, bounds: FeedSampleBounds) -> ChangeFeedSample:
+    """Reads the feed ranges in turn from `since`, until each ends or a bound is reached.
+
+    A server may hand changes from before the start time (the emulator ignores
+    it): those are read and charged but not judged, as replay leaves them out.
+    """
+    charges: list[float] = []
+
+    def charged(response) -> None:
+        charges.append(float(response.http_response.headers.get("x-ms-request-charge") or 0))
+
+    start = datetime.fromtimestamp(since, timezone.utc)
+    changes, read, stopped_by = [], 0, None
+    for feed_range in container.read_feed_ranges():
+        pages = container.query_items_change_feed(
+            feed_range=feed_range, start_time=start, max_item_count=min(_SAMPLE_PAGE_SIZE, bounds.max_documents),
+            raw_response_hook=charged).by_page()
+        for page in pages:
+            for document in page:
+                read += 1
+                facts = change_facts(document)
+                if facts.ts is None or facts.ts >= since:
+                    changes.append(facts)
+                if read >= bounds.max_documents:
+                    stopped_by = "documents"
+                    break
+            if stopped_by is None and sum(charges) >= bounds.max_request_units:
+                stopped_by = "request units"
+            if stopped_by:
+                break
+        if stopped_by:
+            break
+    return ChangeFeedSample(name, since, tuple(changes), read, round(sum(charges), 2), stopped_by)

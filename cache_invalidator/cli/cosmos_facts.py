@@ -22,6 +22,8 @@ class ContainerFacts:
     exists: bool
     rid: Optional[str] = None
     partition_key_paths: tuple[str, ...] = ()
+    # The container's defaultTtl: None when time to live is off, -1 when on without a default.
+    default_ttl: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,3 +45,60 @@ def cosmos_endpoint(env: Mapping[str, str]) -> tuple[Optional[str], str]:
         return parse_connection_string(connection).get("AccountEndpoint"), "connection string"
     endpoint = (env.get("COSMOSDB__accountEndpoint") or "").strip()
     return (endpoint or None), "DefaultAzureCredential (managed identity)"
+
+
+# -- a sample of the change feed, for what OpenWhisk's controllers write ----------------------
+
+
+DEFAULT_SAMPLE_WINDOW_SECONDS = 24 * 3600
+DEFAULT_SAMPLE_MAX_DOCUMENTS = 1000
+DEFAULT_SAMPLE_MAX_REQUEST_UNITS = 100.0
+# A soft delete must outlive the longest outage of a region's app plus how far back a replay reaches.
+DEFAULT_MIN_SOFT_DELETE_TTL = 24 * 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedSampleBounds:
+    """How far back, and how much, `check` reads of each container's change feed."""
+
+    window_seconds: int
+    max_documents: int
+    max_request_units: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeFacts:
+    """One change of the sample, reduced to what is judged: never the document (subjects hold API keys)."""
+
+    ts: Optional[int]
+    deleted: bool
+    # The document's own ttl when it is a whole number, else None.
+    ttl: Optional[int]
+    # `_clusterId` when it is a string, else None.
+    cluster_id: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeFeedSample:
+    """The changes of one container whose _ts lies in the window, and what reading them cost."""
+
+    container: str
+    since: int
+    changes: tuple[ChangeFacts, ...]
+    documents_read: int
+    request_charge: float
+    # "documents" or "request units" when a bound stopped the reading, None when every feed range ended.
+    stopped_by: Optional[str] = None
+
+
+def change_facts(document: object) -> ChangeFacts:
+    """The facts of one change-feed document; anything unexpected is simply absent."""
+    if not isinstance(document, Mapping):
+        return ChangeFacts(None, False, None, None)
+    ts, ttl, cluster_id = document.get("_ts"), document.get("ttl"), document.get("_clusterId")
+    return ChangeFacts(
+        ts=ts if type(ts) is int else None,
+        deleted=document.get("_deleted") is True,
+        ttl=ttl if type(ttl) is int else None,
+        cluster_id=cluster_id if isinstance(cluster_id, str) else None,
+    )

@@ -14,6 +14,8 @@ from typing import Optional, TextIO
 from ..settings import Settings, SettingsError, TriggerSettings
 from ..translation import ContainerKind
 from .appsettings import SettingsFileError, effective_settings
+from .cosmos_facts import (DEFAULT_MIN_SOFT_DELETE_TTL, DEFAULT_SAMPLE_MAX_DOCUMENTS, DEFAULT_SAMPLE_MAX_REQUEST_UNITS,
+                           DEFAULT_SAMPLE_WINDOW_SECONDS, FeedSampleBounds)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -45,6 +47,33 @@ def _time(text: str) -> datetime:
         return parse_time(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> int:
+    """Seconds from `90`, `90s`, `15m`, `24h` or `7d`."""
+    value = text.strip().lower()
+    unit = _DURATION_UNITS.get(value[-1:], None) if value else None
+    number = value[:-1] if unit else value
+    try:
+        seconds = int(float(number) * (unit or 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 3600, 90m, 24h or 7d") from None
+    if seconds < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 second")
+    return seconds
+
+
+def _request_units(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of request units") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
 
 
 def _page_size(text: str) -> int:
@@ -80,9 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
                     "and has partitions. Cosmos DB: the database and the whisks, subjects and lease\n"
                     "containers exist, the lease container is keyed by /id, and this deployment's\n"
                     "leases, with warnings when other deployments' lease prefixes suggest a CLUSTER_ID\n"
-                    "problem.\n\nExit status: 0 when there is no problem (warnings allowed), 1 otherwise.")
+                    "problem. What OpenWhisk's controllers write: the containers' time to live, and a\n"
+                    "bounded sample of each change feed (soft deletes, their ttl, _clusterId).\n\n"
+                    "Exit status: 0 when there is no problem (warnings allowed), 1 otherwise.")
     check.add_argument("--no-kafka", dest="kafka", action="store_false", help="skip the Kafka checks")
     check.add_argument("--no-cosmos", dest="cosmos", action="store_false", help="skip the Cosmos DB checks")
+    sampling = check.add_argument_group(
+        "change feed sample", "what OpenWhisk's controllers write: soft deletes, their ttl, _clusterId; each "
+                              "container's feed is read back over a window, within a document and an RU bound")
+    sampling.add_argument("--sample-window", type=_duration, default=DEFAULT_SAMPLE_WINDOW_SECONDS, metavar="DURATION",
+                          help="how far back to read each change feed: 3600, 90m, 24h, 7d (default: 24h)")
+    sampling.add_argument("--sample-max-documents", type=_page_size, default=DEFAULT_SAMPLE_MAX_DOCUMENTS, metavar="N",
+                          help="read at most this many changes per container (default: 1000)")
+    sampling.add_argument("--sample-max-ru", type=_request_units, default=DEFAULT_SAMPLE_MAX_REQUEST_UNITS, metavar="RU",
+                          help="stop reading a container's feed once this many request units are charged "
+                               "(default: 100)")
+    sampling.add_argument("--min-soft-delete-ttl", type=_duration, default=DEFAULT_MIN_SOFT_DELETE_TTL, metavar="DURATION",
+                          help="warn of soft deletes whose ttl is shorter: the longest outage of a region's app "
+                               "plus the replay horizon (default: 24h)")
+    sampling.add_argument("--no-sample", dest="sample", action="store_false",
+                          help="do not read the change feeds")
 
     replay = commands.add_parser(
         "replay", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -110,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str, str]] = None,
          stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
-         page_source: Optional[PageSource] = None, gather=None) -> int:
+         page_source: Optional[PageSource] = None, gather=None, sampler=None) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
@@ -128,8 +174,10 @@ def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str,
     if args.command == "check":
         from .check import run_check
 
+        bounds = FeedSampleBounds(args.sample_window, args.sample_max_documents, args.sample_max_ru)
         return run_check(env, stdout, source=source, kafka=args.kafka, cosmos=args.cosmos,
-                         timeout=args.timeout, gather=gather)
+                         timeout=args.timeout, gather=gather, sample=bounds if args.sample else None,
+                         min_soft_delete_ttl=args.min_soft_delete_ttl, sampler=sampler)
     return _replay(args, env, stdout, stderr, page_source)
 
 

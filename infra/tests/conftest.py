@@ -1,8 +1,8 @@
-"""Fixtures that plan infra/ with the real Terraform 1.5.7 and azurerm provider.
+"""Fixtures that plan infra/ with the real Terraform 1.5.7 and the azurerm and azapi providers.
 
-scripts/check-infra builds both, writes the CLI configuration that takes the provider
-from its build (TF_CLI_CONFIG_FILE) and runs these tests with TERRAFORM set. The plans
-run offline: see token_endpoint.py.
+scripts/check-infra builds all three, writes the CLI configuration that takes the
+providers from their builds (TF_CLI_CONFIG_FILE) and runs these tests with TERRAFORM
+set. The plans run offline: see token_endpoint.py.
 """
 
 import json
@@ -29,6 +29,8 @@ KEY_VAULT_ID = f"{GROUP}/providers/Microsoft.KeyVault/vaults/openwhisk-kv"
 ACTION_GROUP_ID = f"{GROUP}/providers/Microsoft.Insights/actionGroups/openwhisk-oncall"
 WORKSPACE_ID = f"{GROUP}/providers/Microsoft.OperationalInsights/workspaces/openwhisk-logs"
 SUBNET_ID = f"{GROUP}/providers/Microsoft.Network/virtualNetworks/eastus-vnet/subnets/functions"
+# Each region's Function App: an azapi_resource whose body is the request Azure gets.
+SITE = 'module.region["{}"].azapi_resource.function_app'
 
 # The shared inputs every test starts from; tests add regions and change what they test.
 SHARED = {
@@ -118,6 +120,16 @@ class Plan:
         """The arguments of a resource known only after apply (true where unknown)."""
         return self.changes[address]["change"]["after_unknown"]
 
+    def request(self, address):
+        """The body an azapi_resource sends, as planned: None where the value is known only after apply."""
+        change = self.changes[address]["change"]
+        return _with_unknowns(change["after"]["body"], (change["after_unknown"] or {}).get("body"))
+
+    def site_settings(self, region):
+        """The app settings a region's Function App request carries, by name (None: known after apply)."""
+        pairs = self.request(SITE.format(region))["properties"]["siteConfig"]["appSettings"]
+        return {pair["name"]: pair["value"] for pair in pairs}
+
     def addresses(self, resource_type):
         return sorted(address for address, change in self.changes.items() if change["type"] == resource_type)
 
@@ -141,6 +153,20 @@ class Plan:
         return {**known, **{name: None for name, is_unknown in unknown.items() if is_unknown}}
 
 
+def _with_unknowns(known, unknown):
+    """A planned value with None at each place after_unknown marks, keeping its shape."""
+    if unknown is True:
+        return None
+    if isinstance(unknown, dict):
+        known = dict(known or {})
+        for key, inner in unknown.items():
+            known[key] = _with_unknowns(known.get(key), inner)
+        return known
+    if isinstance(unknown, list) and isinstance(known, list):
+        return [_with_unknowns(item, inner) for item, inner in zip(known, unknown)] + known[len(unknown):]
+    return known
+
+
 @pytest.fixture(scope="session")
 def token_endpoint():
     endpoint = ManagedIdentityEndpoint()
@@ -153,11 +179,11 @@ def terraform(tmp_path_factory, token_endpoint):
     binary = os.environ.get("TERRAFORM")
     if not binary or not shutil.which(binary):
         pytest.fail("TERRAFORM is not set to the terraform binary; run these tests through scripts/check-infra, "
-                    "which builds Terraform 1.5.7 and the azurerm provider and configures them")
+                    "which builds Terraform 1.5.7 and the azurerm and azapi providers and configures them")
     tools = os.environ.get("INFRA_TOOLS_DIR")
     if not tools or os.environ.get("TF_CLI_CONFIG_FILE") != os.path.join(tools, "terraformrc"):
         pytest.fail("TF_CLI_CONFIG_FILE does not point at scripts/check-infra's CLI configuration, which takes "
-                    "the azurerm provider from its build")
+                    "the azurerm and azapi providers from their builds")
     return Terraform(binary, tmp_path_factory.mktemp("terraform"), token_endpoint)
 
 
@@ -165,6 +191,7 @@ def terraform(tmp_path_factory, token_endpoint):
 # and a third whose Kafka is private, reached through its subnet.
 REGIONS = {
     "westeurope": sasl_region("westeurope", cosmosdb_preferred_locations=["West Europe", "North Europe"],
+                              cosmosdb_start_from_time="2026-05-01T09:55:00Z",
                               kafka_producer_properties={"linger.ms": "5"},
                               kafka_producer_secret_names={"ssl.key.password": "kafka-key-password-westeurope"}),
     "eastus": sasl_region("eastus"),

@@ -4,7 +4,7 @@ from conftest import ACTION_GROUP_ID, COSMOSDB_ACCOUNT_ID, GROUP, INFRA, KEY_VAU
 
 
 def function_apps(plan):
-    return plan.addresses("azurerm_function_app_flex_consumption")
+    return [address for address in plan.addresses("azapi_resource") if address.endswith(".azapi_resource.function_app")]
 
 
 def test_two_regions_example_plans_a_function_app_per_region(terraform):
@@ -14,7 +14,7 @@ def test_two_regions_example_plans_a_function_app_per_region(terraform):
         directory=INFRA / "examples" / "two-regions")
     assert code == 0, diagnostics
     assert function_apps(plan) == [
-        f'module.cache_invalidator.module.region["{region}"].azurerm_function_app_flex_consumption.this'
+        f'module.cache_invalidator.module.region["{region}"].azapi_resource.function_app'
         for region in ("eastus", "westeurope")]
 
 
@@ -29,6 +29,6 @@ def test_private_kafka_example_plans_vnet_integrated_apps_and_no_lease_container
     assert code == 0, diagnostics
     assert len(function_apps(plan)) == 3
     for address in function_apps(plan):
-        assert plan.after(address)["virtual_network_subnet_id"].endswith("/subnets/functions")
+        assert plan.request(address)["properties"]["virtualNetworkSubnetId"].endswith("/subnets/functions")
     assert plan.addresses("azurerm_cosmosdb_sql_container") == []
     assert plan.addresses("azurerm_log_analytics_workspace") == []

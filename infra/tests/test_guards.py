@@ -35,6 +35,20 @@ def test_cluster_id_not_shaped_like_a_lease_prefix_fails_naming_the_region(terra
     assert 'region eastus ("east/us")' in output
 
 
+def test_a_start_time_without_a_zone_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
+                                      "eastus": sasl_region("eastus", cosmosdb_start_from_time="2026-05-01T10:00:00")})
+    assert "cosmosdb_start_from_time must be an RFC 3339 time with a zone" in output
+    assert 'region eastus ("2026-05-01T10:00:00")' in output
+
+
+def test_a_start_time_beside_start_from_beginning_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope", cosmosdb_start_from_beginning=True,
+                                                               cosmosdb_start_from_time="2026-05-01T10:00:00Z")})
+    assert "cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other" in output
+    assert "region westeurope" in output
+
+
 def test_sasl_username_without_its_password_secret_fails_naming_the_region(terraform):
     output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
                                       "eastus": sasl_region("eastus", kafka_sasl_password_secret_name=None)})
@@ -88,3 +102,10 @@ def test_two_regions_given_the_same_storage_account_name_fail(terraform):
                                       "eastus": sasl_region("eastus", storage_account_name="owcachefunctions")})
     assert "Two regions got the same Function App or storage account name" in output
     assert '"storage_account":"owcachefunctions"' in output
+
+
+def test_a_maximum_instance_count_below_flex_consumptions_lowest_for_python_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
+                                      "eastus": sasl_region("eastus", maximum_instance_count=39)})
+    assert "maximum_instance_count must be a whole number from 40" in output
+    assert "region eastus (39)" in output and "westeurope (" not in output

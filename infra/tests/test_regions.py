@@ -13,10 +13,9 @@ import time
 from cache_invalidator.handler import _report_batch
 from cache_invalidator.settings import Settings, TriggerSettings
 from cache_invalidator.translation import ContainerKind, translate
-from conftest import ACTION_GROUP_ID, COSMOSDB_ACCOUNT_ID, KEY_VAULT_ID, REGIONS as PLANNED, REPO_ROOT, SHARED, SUBNET_ID, sasl_region
+from conftest import ACTION_GROUP_ID, COSMOSDB_ACCOUNT_ID, KEY_VAULT_ID, REGIONS as PLANNED, REPO_ROOT, SHARED, SITE, SUBNET_ID, sasl_region
 
 REGIONS = ("westeurope", "eastus", "westus2")
-APP = 'module.region["{}"].azurerm_function_app_flex_consumption.this'
 KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(VaultName=([a-zA-Z0-9-]{3,24});SecretName=([0-9a-zA-Z-]{1,127})\)$")
 
 
@@ -52,8 +51,8 @@ def test_the_settings_tables_name_every_setting_settings_py_reads():
 
 
 def test_the_apps_settings_are_the_ones_the_plan_shows(regions_plan):
-    app = regions_plan.config(["region"], "azurerm_function_app_flex_consumption.this")
-    assert app["expressions"]["app_settings"]["references"] == ["local.app_settings"]
+    app = regions_plan.config(["region"], "azapi_resource.function_app")
+    assert "local.app_settings" in app["expressions"]["body"]["references"]
     output = next(o for name, o in regions_plan.document["configuration"]["root_module"]["module_calls"]["region"]
                   ["module"]["outputs"].items() if name == "app_settings")
     assert output["expression"]["references"] == ["local.app_settings"]
@@ -74,8 +73,10 @@ def test_optional_settings_are_set_where_a_region_names_them(regions_plan):
     assert settings["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert settings["KAFKA_SASL_USERNAME"] == "cache-invalidator"
     assert settings["KAFKA_PRODUCER_LINGER_MS"] == "5"
+    assert settings["COSMOSDB_START_FROM_TIME"] == "2026-05-01T09:55:00Z"
     private = regions_plan.app_settings("westus2")
-    assert not {name for name in private if name.startswith(("KAFKA_SASL", "KAFKA_SECURITY", "KAFKA_PRODUCER", "COSMOSDB_PREFERRED"))}
+    assert not {name for name in private if name.startswith(("KAFKA_SASL", "KAFKA_SECURITY", "KAFKA_PRODUCER", "COSMOSDB_PREFERRED",
+                                                              "COSMOSDB_START_FROM_TIME"))}
 
 
 def test_settings_differ_between_regions_only_where_the_region_says(regions_plan):
@@ -84,7 +85,7 @@ def test_settings_differ_between_regions_only_where_the_region_says(regions_plan
     # Besides what the entries differ in, only each region's own storage account (its
     # identity's client id differs too, but is known only after apply).
     assert differing == {"CLUSTER_ID", "KAFKA_HOSTS", "KAFKA_SASL_PASSWORD", "COSMOSDB_PREFERRED_LOCATIONS",
-                         "KAFKA_PRODUCER_LINGER_MS", "KAFKA_PRODUCER_SSL_KEY_PASSWORD", "AzureWebJobsStorage__accountName"}
+                         "COSMOSDB_START_FROM_TIME", "KAFKA_PRODUCER_LINGER_MS", "KAFKA_PRODUCER_SSL_KEY_PASSWORD", "AzureWebJobsStorage__accountName"}
     assert (first["CLUSTER_ID"], second["CLUSTER_ID"]) == ("westeurope", "eastus")
 
 
@@ -129,7 +130,7 @@ def test_the_app_may_read_exactly_its_own_secrets(regions_plan):
             assert regions_plan.after(address)["role_definition_name"] == "Key Vault Secrets User"
     config = regions_plan.config(["region"], "azurerm_role_assignment.key_vault_secrets_user")
     # The references resolve with the app's own identity (see docs/DEPLOY.md).
-    assert "azurerm_function_app_flex_consumption.this.identity" in config["expressions"]["principal_id"]["references"]
+    assert "azapi_resource.function_app.identity" in config["expressions"]["principal_id"]["references"]
 
 
 def test_cosmos_db_role_is_built_in_data_contributor_on_the_database(regions_plan):
@@ -151,32 +152,33 @@ def test_connections_are_identity_based(regions_plan):
         # Assigned at apply: the identity's client id.
         assert "COSMOSDB__clientId" in settings and "AzureWebJobsStorage__clientId" in settings
         assert not {"COSMOSDB", "AzureWebJobsStorage", "APPINSIGHTS_INSTRUMENTATIONKEY"} & set(settings)
-        app = regions_plan.after(APP.format(region))
-        assert app["storage_authentication_type"] == "UserAssignedIdentity"
-        assert "storage_access_key" not in app or app["storage_access_key"] is None
+        authentication = regions_plan.request(SITE.format(region))["properties"]["functionAppConfig"]["deployment"]["storage"]["authentication"]
+        assert authentication["type"] == "UserAssignedIdentity"
+        assert "storageAccountConnectionStringName" not in authentication
         storage = regions_plan.after(f'module.region["{region}"].azurerm_storage_account.this')
         assert storage["shared_access_key_enabled"] is False
         insights = regions_plan.after(f'module.region["{region}"].azurerm_application_insights.this')
         assert insights["local_authentication_enabled"] is False
-    locals_refs = regions_plan.config(["region"], "azurerm_function_app_flex_consumption.this")["expressions"]
-    assert "azurerm_user_assigned_identity.this.id" in locals_refs["storage_user_assigned_identity_id"]["references"]
+    body_refs = regions_plan.config(["region"], "azapi_resource.function_app")["expressions"]["body"]["references"]
+    assert "azurerm_user_assigned_identity.this.id" in body_refs
 
 
 def test_each_app_has_the_user_assigned_identity_and_its_own(regions_plan):
     for region in REGIONS:
-        identity = regions_plan.after(APP.format(region))["identity"]
+        identity = regions_plan.after(SITE.format(region))["identity"]
         assert [block["type"] for block in identity] == ["SystemAssigned, UserAssigned"]
-    config = regions_plan.config(["region"], "azurerm_function_app_flex_consumption.this")
+    config = regions_plan.config(["region"], "azapi_resource.function_app")
     assert "azurerm_user_assigned_identity.this.id" in config["expressions"]["identity"][0]["identity_ids"]["references"]
 
 
 def test_https_only_and_tls_1_2_at_least(regions_plan):
     for region in REGIONS:
-        app = regions_plan.after(APP.format(region))
-        assert app["https_only"] is True
-        assert app["webdeploy_publish_basic_authentication_enabled"] is False
-        site = app["site_config"][0]
-        assert (site["minimum_tls_version"], site["scm_minimum_tls_version"]) == ("1.2", "1.2")
+        properties = regions_plan.request(SITE.format(region))["properties"]
+        assert properties["httpsOnly"] is True
+        site = properties["siteConfig"]
+        assert (site["minTlsVersion"], site["scmMinTlsVersion"]) == ("1.2", "1.2")
+        policy = f'module.region["{region}"].azapi_resource.scm_basic_publishing'
+        assert (regions_plan.after(policy)["name"], regions_plan.request(policy)) == ("scm", {"properties": {"allow": False}})
         storage = regions_plan.after(f'module.region["{region}"].azurerm_storage_account.this')
         assert storage["https_traffic_only_enabled"] is True and storage["min_tls_version"] == "TLS1_2"
 
@@ -185,8 +187,8 @@ def test_runtime_is_the_python_scripts_package_builds_for(regions_plan):
     package_script = (REPO_ROOT / "scripts" / "package").read_text()
     packaged = re.search(r'^DEFAULT_PYTHON_VERSION = "([0-9.]+)"', package_script, re.M).group(1)
     for region in REGIONS:
-        app = regions_plan.after(APP.format(region))
-        assert (app["runtime_name"], app["runtime_version"]) == ("python", packaged)
+        runtime = regions_plan.request(SITE.format(region))["properties"]["functionAppConfig"]["runtime"]
+        assert runtime == {"name": "python", "version": packaged}
 
 
 def test_warm_instances_are_kept_for_the_apps_own_function_names(regions_plan, monkeypatch):
@@ -199,18 +201,18 @@ def test_warm_instances_are_kept_for_the_apps_own_function_names(regions_plan, m
     spec.loader.exec_module(module)
     functions = {f"function:{f.get_function_name()}" for f in module.app.get_functions()}
     for region in REGIONS:
-        always_ready = regions_plan.after(APP.format(region))["always_ready"]
-        assert {entry["name"] for entry in always_ready} == functions
-        assert {entry["instance_count"] for entry in always_ready} == {1}
+        scale = regions_plan.request(SITE.format(region))["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+        assert {entry["name"] for entry in scale["alwaysReady"]} == functions
+        assert {entry["instanceCount"] for entry in scale["alwaysReady"]} == {1}
 
 
 def test_vnet_integration_only_where_a_region_names_a_subnet(regions_plan):
-    private = regions_plan.after(APP.format("westus2"))
-    assert private["virtual_network_subnet_id"] == SUBNET_ID
-    assert private["site_config"][0]["vnet_route_all_enabled"] is True
-    public = regions_plan.after(APP.format("westeurope"))
-    assert public.get("virtual_network_subnet_id") is None
-    assert public["site_config"][0]["vnet_route_all_enabled"] is False
+    private = regions_plan.request(SITE.format("westus2"))["properties"]
+    assert private["virtualNetworkSubnetId"] == SUBNET_ID
+    assert private["siteConfig"]["vnetRouteAllEnabled"] is True
+    public = regions_plan.request(SITE.format("westeurope"))["properties"]
+    assert "virtualNetworkSubnetId" not in public
+    assert public["siteConfig"]["vnetRouteAllEnabled"] is False
 
 
 def test_the_lease_container_is_created_once_with_partition_key_id(regions_plan):

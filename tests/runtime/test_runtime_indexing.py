@@ -44,6 +44,13 @@ def test_metadata_carries_the_cluster_id_and_the_optional_feed_settings(start_wo
     }
 
 
+def test_metadata_carries_the_start_time_in_utc(start_worker):
+    host = start_worker({**BASE_SETTINGS, "COSMOSDB_START_FROM_TIME": "2026-05-01T12:00:00+02:00"})
+    assert {name: t["startFromTime"] for name, t in triggers(host).items()} == {
+        "invalidate_whisks": "2026-05-01T10:00:00Z", "invalidate_subjects": "2026-05-01T10:00:00Z",
+    }
+
+
 def test_metadata_does_not_create_the_lease_container_with_a_managed_identity(start_worker):
     host = start_worker({"COSMOSDB_NAME": "openwhisk",
                          "COSMOSDB__accountEndpoint": "https://acct.documents.azure.com:443/"})

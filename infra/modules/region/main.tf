@@ -15,8 +15,13 @@ locals {
   cosmosdb_role_scope                          = "${var.cosmosdb_account_id}/dbs/${var.cosmosdb_database_name}"
 
   # The names function_app.py gives its functions; Flex Consumption scales (and keeps
-  # warm) each non-HTTP function on its own, named `function:<name>`.
+  # warm) each non-HTTP function on its own, named `function:<name>`. A new function
+  # gets its name here; infra/tests hold this list to function_app.py's.
   function_names = ["invalidate_whisks", "invalidate_subjects"]
+  always_ready = [
+    for name in local.function_names : { name = "function:${name}", instanceCount = var.always_ready_instance_count }
+    if var.always_ready_instance_count > 0
+  ]
 
   # Versionless references: a rotated secret reaches the app within a day, or at once
   # on a restart.
@@ -132,54 +137,78 @@ resource "azurerm_service_plan" "this" {
   tags                = var.tags
 }
 
-resource "azurerm_function_app_flex_consumption" "this" {
-  name                = var.name
-  resource_group_name = var.resource_group_name
-  location            = var.location
-  service_plan_id     = azurerm_service_plan.this.id
-
-  runtime_name           = "python"
-  runtime_version        = var.python_version
-  instance_memory_in_mb  = var.instance_memory_in_mb
-  maximum_instance_count = var.maximum_instance_count
-
-  dynamic "always_ready" {
-    for_each = var.always_ready_instance_count > 0 ? toset(local.function_names) : toset([])
-    content {
-      name           = "function:${always_ready.value}"
-      instance_count = var.always_ready_instance_count
-    }
-  }
-
-  storage_container_type            = "blobContainer"
-  storage_container_endpoint        = "${azurerm_storage_account.this.primary_blob_endpoint}${azurerm_storage_container.deployment.name}"
-  storage_authentication_type       = "UserAssignedIdentity"
-  storage_user_assigned_identity_id = azurerm_user_assigned_identity.this.id
-
-  https_only                                     = true
-  webdeploy_publish_basic_authentication_enabled = false
-  virtual_network_subnet_id                      = var.subnet_id
+# The Function App as the request Azure gets (Microsoft.Web/sites, api-version
+# 2023-12-01): the body is what is sent, so the plan shows it whole and azapi checks it
+# against the API's schema. azurerm_function_app_flex_consumption added to every request
+# an exact AzureWebJobsStorage, with an empty key under identity auth, that no plan
+# showed and that wins over the identity settings below (docs/DEPLOY.md).
+resource "azapi_resource" "function_app" {
+  type      = "Microsoft.Web/sites@2023-12-01"
+  name      = var.name
+  parent_id = "/subscriptions/${var.subscription_id}/resourceGroups/${var.resource_group_name}"
+  location  = var.location
+  tags      = var.tags
 
   # The user-assigned identity reaches Cosmos DB, storage and Application Insights: it
   # exists, with its roles, before the app starts. The system-assigned one resolves the
-  # Key Vault references, the only identity this resource can use for them: the provider
-  # has no key_vault_reference_identity_id for Flex Consumption (docs/DEPLOY.md).
+  # Key Vault references (docs/DEPLOY.md).
   identity {
     type         = "SystemAssigned, UserAssigned"
     identity_ids = [azurerm_user_assigned_identity.this.id]
   }
 
-  app_settings = local.app_settings
+  body = {
+    kind = "functionapp,linux"
+    properties = merge(
+      {
+        serverFarmId        = azurerm_service_plan.this.id
+        enabled             = true
+        httpsOnly           = true
+        clientCertEnabled   = false
+        publicNetworkAccess = "Enabled"
 
-  site_config {
-    minimum_tls_version                    = "1.2"
-    scm_minimum_tls_version                = "1.2"
-    application_insights_connection_string = azurerm_application_insights.this.connection_string
-    # A private Kafka is reached through the VNet, its DNS included.
-    vnet_route_all_enabled = var.subnet_id != null
+        functionAppConfig = {
+          # Flex Consumption runs the package from this container, read with the identity.
+          deployment = {
+            storage = {
+              type  = "blobContainer"
+              value = "${azurerm_storage_account.this.primary_blob_endpoint}${azurerm_storage_container.deployment.name}"
+              authentication = {
+                type                           = "UserAssignedIdentity"
+                userAssignedIdentityResourceId = azurerm_user_assigned_identity.this.id
+              }
+            }
+          }
+          runtime = {
+            name    = "python"
+            version = var.python_version
+          }
+          scaleAndConcurrency = {
+            maximumInstanceCount = var.maximum_instance_count
+            instanceMemoryMB     = var.instance_memory_in_mb
+            alwaysReady          = local.always_ready
+          }
+        }
+
+        siteConfig = {
+          # Every app setting, and no other: what the plan shows is what the site holds.
+          appSettings = [
+            for name, value in merge(local.app_settings, {
+              APPLICATIONINSIGHTS_CONNECTION_STRING = azurerm_application_insights.this.connection_string
+            }) : { name = name, value = value }
+          ]
+          minTlsVersion    = "1.2"
+          scmMinTlsVersion = "1.2"
+          # A private Kafka is reached through the VNet, its DNS included.
+          vnetRouteAllEnabled = var.subnet_id != null
+        }
+      },
+      # VNet integration only where the region names a subnet.
+      { for name, value in { virtualNetworkSubnetId = var.subnet_id } : name => value if value != null },
+    )
   }
 
-  tags = var.tags
+  response_export_values = ["properties.defaultHostName"]
 
   lifecycle {
     precondition {
@@ -195,13 +224,26 @@ resource "azurerm_function_app_flex_consumption" "this" {
   ]
 }
 
+# No publishing with the site's basic-auth credentials: deployments use Entra tokens.
+resource "azapi_resource" "scm_basic_publishing" {
+  type      = "Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01"
+  name      = "scm"
+  parent_id = azapi_resource.function_app.id
+
+  body = {
+    properties = {
+      allow = false
+    }
+  }
+}
+
 # Least privilege: the app may read its own region's secrets and nothing else.
 resource "azurerm_role_assignment" "key_vault_secrets_user" {
   for_each = toset(values(var.key_vault_secrets))
 
   scope                = "${local.key_vault_id}/secrets/${each.value}"
   role_definition_name = "Key Vault Secrets User"
-  principal_id         = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+  principal_id         = azapi_resource.function_app.identity[0].principal_id
   principal_type       = "ServicePrincipal"
 }
 

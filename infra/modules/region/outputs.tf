@@ -1,16 +1,21 @@
 output "function_app_name" {
   description = "Name of the region's Function App, to publish the package to."
-  value       = azurerm_function_app_flex_consumption.this.name
+  value       = azapi_resource.function_app.name
 }
 
 output "resource_group_name" {
   description = "Resource group of the region's Function App."
-  value       = azurerm_function_app_flex_consumption.this.resource_group_name
+  value       = var.resource_group_name
 }
 
 output "function_app_id" {
   description = "Resource id of the region's Function App."
-  value       = azurerm_function_app_flex_consumption.this.id
+  value       = azapi_resource.function_app.id
+}
+
+output "default_hostname" {
+  description = "The Function App's default host name, known once it exists."
+  value       = azapi_resource.function_app.output.properties.defaultHostName
 }
 
 output "app_settings" {
@@ -24,7 +29,7 @@ output "identity" {
     client_id                    = azurerm_user_assigned_identity.this.client_id
     principal_id                 = azurerm_user_assigned_identity.this.principal_id
     id                           = azurerm_user_assigned_identity.this.id
-    system_assigned_principal_id = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+    system_assigned_principal_id = azapi_resource.function_app.identity[0].principal_id
   }
 }
 

@@ -38,6 +38,16 @@ variable "location" {
   }
 }
 
+variable "subscription_id" {
+  type        = string
+  description = "The subscription of the region's resources: the Function App's request names its resource group by id."
+
+  validation {
+    condition     = can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", var.subscription_id))
+    error_message = "subscription_id must be a subscription GUID, got \"${var.subscription_id}\"."
+  }
+}
+
 variable "resource_group_name" {
   type        = string
   description = "The existing resource group of this region's resources."
@@ -79,8 +89,8 @@ variable "maximum_instance_count" {
   description = "Most instances the app scales out to."
 
   validation {
-    condition     = var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000
-    error_message = "maximum_instance_count must be from 1 to 1000, got ${var.maximum_instance_count}."
+    condition     = var.maximum_instance_count >= 40 && var.maximum_instance_count <= 1000 && floor(var.maximum_instance_count) == var.maximum_instance_count
+    error_message = "maximum_instance_count must be a whole number from 40 (Flex Consumption's lowest maximum for Python) to 1000, got ${var.maximum_instance_count}."
   }
 }
 
