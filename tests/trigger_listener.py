@@ -4,8 +4,8 @@ In Azure the Cosmos DB extension (.NET) runs the .NET SDK's change feed processo
 batch to the worker; neither runs here. Microsoft's Java SDK, com.azure:azure-cosmos 4.81.0, has a processor of the
 same design, and it runs against the project's emulator (scripts/cosmos) with no proxy between:
 ``tests/trigger_listener/TriggerListener.java`` starts one ``ChangeFeedProcessor`` per function, with the trigger's
-container, lease container, lease prefix, maxItemsPerInvocation, startFromBeginning and feedPollDelay, and the
-lease renew, acquire and expiration intervals the test chooses. Each batch crosses to this process as a JSON array
+container, lease container, lease prefix, maxItemsPerInvocation, startFromBeginning, startFromTime and
+feedPollDelay, and the lease renew, acquire and expiration intervals the test chooses. Each batch crosses to this process as a JSON array
 (a line on the JVM's stdout); ``TriggerListener`` here invokes the function with it through
 ``tests.runtime.worker_host.WorkerHost`` (the worker runtime, as the host sends an InvocationRequest) and answers
 ``ok`` or ``failed``. The Java handler returns only after ``ok``, so the processor checkpoints; after ``failed`` it
@@ -234,6 +234,8 @@ class TriggerListener:
                 f"start-from-beginning={str(bool(first.get('startFromBeginning'))).lower()}",
                 f"lease-renew-ms={int(intervals.renew * 1000)}", f"lease-acquire-ms={int(intervals.acquire * 1000)}",
                 f"lease-expiration-ms={int(intervals.expiration * 1000)}"]
+        if first.get("startFromTime"):  # the emulator ignores it (tests/test_cosmos_emulator.py)
+            args.append(f"start-time={first['startFromTime']}")
         if first.get("feedPollDelay"):
             args.append(f"poll-delay-ms={int(first['feedPollDelay'])}")
         for name, trigger in triggers.items():

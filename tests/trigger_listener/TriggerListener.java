@@ -20,6 +20,7 @@ import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -42,7 +43,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * the processors and the program.
  *
  * <p>Arguments are {@code name=value}: endpoint, database, lease-container, create-lease-container, host-name,
- * handler ({@code handleLatestVersionChanges}, the default, or {@code handleChanges}), max-items, start-from-beginning, poll-delay-ms, lease-renew-ms, lease-acquire-ms, lease-expiration-ms, and one
+ * handler ({@code handleLatestVersionChanges}, the default, or {@code handleChanges}), max-items, start-time, start-from-beginning, poll-delay-ms, lease-renew-ms, lease-acquire-ms, lease-expiration-ms, and one
  * {@code function=<name>:<container>:<lease prefix>} per function. The account key comes in COSMOS_KEY.
  * Everything the SDK logs goes to stderr; stdout carries only the protocol.
  */
@@ -102,6 +103,9 @@ public final class TriggerListener {
                 .setLeaseRenewInterval(millis(settings, "lease-renew-ms", ChangeFeedProcessorOptions.DEFAULT_RENEW_INTERVAL))
                 .setLeaseAcquireInterval(millis(settings, "lease-acquire-ms", ChangeFeedProcessorOptions.DEFAULT_ACQUIRE_INTERVAL))
                 .setLeaseExpirationInterval(millis(settings, "lease-expiration-ms", ChangeFeedProcessorOptions.DEFAULT_EXPIRATION_INTERVAL));
+            if (settings.containsKey("start-time")) {
+                options.setStartTime(Instant.parse(settings.get("start-time")));
+            }
             ChangeFeedProcessorBuilder builder = new ChangeFeedProcessorBuilder()
                 .hostName(required(settings, "host-name"))
                 .feedContainer(database.getContainer(function[1]))
