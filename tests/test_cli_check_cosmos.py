@@ -292,6 +292,17 @@ def test_the_scala_service_still_renewing_this_regions_prefix_is_a_warning():
     assert any("the Scala service still runs with this region's prefix" in t for t in texts(section, "WARNING"))
 
 
+def test_a_fresh_store_marker_alone_is_no_sign_of_the_scala_service_running():
+    # Microsoft's Java processor (azure-cosmos 4.x) writes such a marker beside its own leases.
+    leases = [lease("eu-whisks", "whisks"), lease("eu-subjects", "subjects"),
+              old_lease("eu-whisks", "whisks", ".info", ts=NOW - 5)]
+    section = assess(facts(leases), CLUSTER_ID="eu")
+    assert texts(section, "WARNING") == []
+    assert any(t.startswith(f"1 lease document(s) 'eu-whisks{HOST}_openwhisk_whisks'... of the Scala "
+                            f"cache-invalidator (lease prefix 'eu-whisks') for 'whisks': the app neither reads")
+               for t in texts(section, ""))
+
+
 def test_a_sample_window_that_is_no_duration_is_a_usage_error():
     from cache_invalidator.cli.main import main
 

@@ -539,6 +539,11 @@ def assess_change_feed(section: Section, sample: ChangeFeedSample, store: str, c
         )
 
 
+def _is_store_marker(doc_id: str) -> bool:
+    """The lease store's `.info` (initialised) and `.lock` (initialising) documents: no lease of a feed range."""
+    return doc_id.endswith((".info", ".lock"))
+
+
 def assess_old_service_leases(section: Section, leases: list[Mapping], container: ContainerFacts,
                               trigger: TriggerSettings, host: str, now: float) -> None:
     """Lease documents of OpenWhisk's Scala cache-invalidator on the same lease container.
@@ -564,7 +569,10 @@ def assess_old_service_leases(section: Section, leases: list[Mapping], container
     ours = trigger.lease_prefix(container.name)
     for head, documents in sorted(groups.items()):
         prefix = head[:len(head) - len(host)] if host and head.lower().endswith(host) else head
-        stamps = [d.get("_ts") for d in documents if type(d.get("_ts")) is int]
+        # Only a lease is renewed while its processor runs. The store's markers are written
+        # once, and Microsoft's Java processor (azure-cosmos 4.x) writes a name-based `.info`
+        # beside its own resource-id leases, so a fresh marker alone says nothing of the Scala service.
+        stamps = [d.get("_ts") for d in documents if type(d.get("_ts")) is int and not _is_store_marker(d["id"])]
         age = None if not stamps else max(0, int(now - max(stamps)))
         renewed = f", last written {_age(age)} ago" if age is not None else ""
         text = (f"{len(documents)} lease document(s) {head + marker!r}... of the Scala cache-invalidator "
