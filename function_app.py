@@ -1,11 +1,11 @@
-"""Wires the two Cosmos DB change-feed triggers to the cache invalidator; nothing else."""
+"""Wires the two Cosmos DB change-feed triggers and the lease watch's timer to the cache invalidator; nothing else."""
 
 import os
 
 import azure.functions as func
 
 from cache_invalidator.handler import ChangeHandler
-from cache_invalidator.settings import TriggerSettings
+from cache_invalidator.settings import TriggerSettings, watch_schedule
 from cache_invalidator.translation import ContainerKind
 
 trigger = TriggerSettings.from_env(os.environ)
@@ -54,3 +54,15 @@ def invalidate_whisks(changes: str) -> None:
                        lease_container_prefix=trigger.lease_prefix(trigger.subjects_container))
 def invalidate_subjects(changes: str) -> None:
     handler.handle(changes, ContainerKind.SUBJECTS, trigger.subjects_container)
+
+
+# Every region's leases, read from the shared lease container: a region that stopped
+# invalidating writes no batch line, so the other regions report it. It never raises
+# (a failure to read is itself a logged finding), writes nothing, and is imported on
+# its first run, with azure-cosmos, so that the triggers' cold start does not grow.
+@app.function_name("watch_leases")
+@app.timer_trigger(arg_name="timer", schedule=watch_schedule(os.environ), run_on_startup=False)
+def watch_leases(timer: func.TimerRequest) -> None:
+    from cache_invalidator.lease_watch import shared_watch
+
+    shared_watch(os.environ, trigger).run()

@@ -7,6 +7,10 @@ Two groups are read at two moments:
 - `Settings` on the first invocation, so that a bad Kafka setting fails the
   batch (which is then retried) instead of hiding the functions.
 
+The lease watch's schedule is read at indexing too (`watch_schedule`), for the
+same reason; its other settings (`WatchSettings`) on its first run, so that a
+bad one is a logged finding of the watch and never stops the triggers.
+
 Every setting is documented in README.md and local.settings.json.example.
 """
 
@@ -33,6 +37,19 @@ DEFAULT_FEED_POLL_DELAY_MS = 1000
 # Large enough that a bulk import crosses in few batches, small enough that one
 # batch is delivered well within the delivery deadline.
 DEFAULT_MAX_ITEMS_PER_INVOCATION = 1000
+
+# The lease watch (lease_watch.py). Every minute: a region that stopped is seen within
+# a minute or two of its leases expiring.
+DEFAULT_WATCH_SCHEDULE = "0 */1 * * * *"
+# The extension's processor renews a lease every 17 s and another instance takes one
+# not renewed for 60 s. Twice that is a lease nobody took over: no instance is alive.
+DEFAULT_WATCH_STALE_SECONDS = 120
+# A change this old not yet handed to a region's function: that region is behind,
+# even if its leases are renewed (a function failing every batch, retried forever).
+DEFAULT_WATCH_PENDING_SECONDS = 300
+# One run's whole time budget: the watch shares the worker with the triggers.
+DEFAULT_WATCH_TIMEOUT_SECONDS = 20.0
+MAX_WATCH_TIMEOUT_SECONDS = 100.0
 
 PRODUCER_PREFIX = "KAFKA_PRODUCER_"
 # Properties this app owns: at-least-once delivery depends on them.
@@ -226,6 +243,63 @@ def _start_from_time(env: Mapping[str, str]) -> Optional[str]:
 
 def _cluster_id(env: Mapping[str, str]) -> Optional[str]:
     return _text(env, "CLUSTER_ID")
+
+
+def watch_schedule(env: Mapping[str, str]) -> str:
+    """The lease watch's NCRONTAB schedule (six fields, seconds first), read when the app is indexed."""
+    schedule = _text(env, "LEASE_WATCH_SCHEDULE") or DEFAULT_WATCH_SCHEDULE
+    fields = schedule.split()
+    allowed = set("0123456789*/,-?") | set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    if len(fields) != 6 or not all(set(field) <= allowed for field in fields):
+        raise InvalidSetting(
+            "LEASE_WATCH_SCHEDULE",
+            f"expected an NCRONTAB expression of six fields, seconds first (e.g. {DEFAULT_WATCH_SCHEDULE!r}), "
+            f"got {schedule!r}",
+        )
+    return " ".join(fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchSettings:
+    """What the lease watch reads and when it judges a region stale or behind; read on its first run."""
+
+    # Cluster ids of the regions that should have leases, so that one that never started is reported too.
+    expected_regions: tuple[str, ...] = ()
+    stale_seconds: int = DEFAULT_WATCH_STALE_SECONDS
+    pending_seconds: int = DEFAULT_WATCH_PENDING_SECONDS
+    timeout_seconds: float = DEFAULT_WATCH_TIMEOUT_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "WatchSettings":
+        regions = []
+        for region in (_text(env, "LEASE_WATCH_REGIONS") or "").split(","):
+            region = region.strip()
+            if not region:
+                continue
+            if any(c in region for c in "/\\#?") or any(c.isspace() for c in region):
+                raise InvalidSetting("LEASE_WATCH_REGIONS", f"{region!r} is not a cluster id (a lease prefix part)")
+            if region not in regions:
+                regions.append(region)
+        timeout_text = _text(env, "LEASE_WATCH_TIMEOUT_SECONDS")
+        timeout = DEFAULT_WATCH_TIMEOUT_SECONDS
+        if timeout_text is not None:
+            try:
+                timeout = float(timeout_text)
+            except ValueError:
+                raise InvalidSetting("LEASE_WATCH_TIMEOUT_SECONDS",
+                                     f"expected a number of seconds, got {timeout_text!r}") from None
+            if not 1 <= timeout <= MAX_WATCH_TIMEOUT_SECONDS:
+                raise InvalidSetting(
+                    "LEASE_WATCH_TIMEOUT_SECONDS",
+                    f"must be between 1 and {MAX_WATCH_TIMEOUT_SECONDS:g} seconds "
+                    f"(below host.json's functionTimeout), got {timeout_text}",
+                )
+        return cls(
+            expected_regions=tuple(regions),
+            stale_seconds=_integer(env, "LEASE_WATCH_STALE_SECONDS", DEFAULT_WATCH_STALE_SECONDS, minimum=1),
+            pending_seconds=_integer(env, "LEASE_WATCH_PENDING_SECONDS", DEFAULT_WATCH_PENDING_SECONDS, minimum=1),
+            timeout_seconds=timeout,
+        )
 
 
 @dataclasses.dataclass(frozen=True)

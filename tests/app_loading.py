@@ -11,7 +11,8 @@ from azure.functions.meta import Datum
 
 ROOT = Path(__file__).resolve().parent.parent
 # Settings this app reads; tests start from none of them, whatever the developer's shell has.
-APP_SETTING_PREFIXES = ("KAFKA_", "COSMOSDB", "CLUSTER_ID", "INVALIDATE_AUTH_KEYS", "INVALIDATION_INSTANCE_ID")
+APP_SETTING_PREFIXES = ("KAFKA_", "COSMOSDB", "CLUSTER_ID", "INVALIDATE_AUTH_KEYS", "INVALIDATION_INSTANCE_ID",
+                        "LEASE_WATCH_")
 BASE_SETTINGS = {
     "COSMOSDB_NAME": "openwhisk",
     "COSMOSDB": "AccountEndpoint=https://localhost:8081/;AccountKey=dGVzdC1jb3Ntb3Mta2V5;",
@@ -39,6 +40,12 @@ def load_function_app(monkeypatch, settings):
 def functions_by_name(module):
     """The app's functions, by name, as the worker indexed them."""
     return module.indexed_functions
+
+
+def change_feed_functions(module):
+    """The app's Cosmos DB-triggered functions, by name; the lease watch's timer left out."""
+    return {name: f for name, f in module.indexed_functions.items()
+            if f.get_trigger().get_dict_repr()["type"] == "cosmosDBTrigger"}
 
 
 def host_batch(documents):

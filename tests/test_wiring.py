@@ -3,12 +3,12 @@
 import pytest
 
 from cache_invalidator.settings import SettingsError
-from tests.app_loading import BASE_SETTINGS, functions_by_name, load_function_app
+from tests.app_loading import BASE_SETTINGS, change_feed_functions, functions_by_name, load_function_app
 
 
 def triggers(monkeypatch, **extra):
     module = load_function_app(monkeypatch, {**BASE_SETTINGS, **extra})
-    return {name: f.get_trigger().get_dict_repr() for name, f in functions_by_name(module).items()}
+    return {name: f.get_trigger().get_dict_repr() for name, f in change_feed_functions(module).items()}
 
 
 def test_two_cosmos_db_triggers_on_whisks_and_subjects(monkeypatch):
@@ -45,7 +45,7 @@ def test_lease_prefixes_carry_the_cluster_id(monkeypatch):
 
 def test_retry_policy_retries_forever_with_exponential_backoff(monkeypatch):
     module = load_function_app(monkeypatch, BASE_SETTINGS)
-    policies = [f.get_settings_dict("retry_policy") for f in functions_by_name(module).values()]
+    policies = [f.get_settings_dict("retry_policy") for f in change_feed_functions(module).values()]
     expected = {
         "setting_name": "retry_policy",
         "strategy": "exponential_backoff",
@@ -62,7 +62,7 @@ def test_lease_container_is_created_with_a_connection_string(monkeypatch):
 
 def test_lease_container_is_not_created_with_a_managed_identity(monkeypatch):
     module = load_function_app(monkeypatch, {"COSMOSDB_NAME": "openwhisk", "COSMOSDB__accountEndpoint": "https://acct.documents.azure.com:443/"})
-    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in functions_by_name(module).values()}
+    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in change_feed_functions(module).values()}
     assert found == {False}
 
 
@@ -72,7 +72,7 @@ def test_lease_container_creation_can_be_forced_with_a_managed_identity(monkeypa
         "COSMOSDB__accountEndpoint": "https://acct.documents.azure.com:443/",
         "COSMOSDB_CREATE_LEASE_CONTAINER": "true",
     })
-    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in functions_by_name(module).values()}
+    found = {f.get_trigger().get_dict_repr()["createLeaseContainerIfNotExists"] for f in change_feed_functions(module).values()}
     assert found == {True}
 
 
@@ -110,4 +110,44 @@ def test_indexing_without_database_names_the_setting(monkeypatch):
 
 def test_functions_take_the_change_batch_only(monkeypatch):
     module = load_function_app(monkeypatch, BASE_SETTINGS)
-    assert [[b["name"] for b in f.get_bindings_dict()["bindings"]] for f in functions_by_name(module).values()] == [["changes"], ["changes"]]
+    assert [[b["name"] for b in f.get_bindings_dict()["bindings"]] for f in change_feed_functions(module).values()] == [["changes"], ["changes"]]
+
+
+def watch_trigger(monkeypatch, **extra):
+    module = load_function_app(monkeypatch, {**BASE_SETTINGS, **extra})
+    return functions_by_name(module)["watch_leases"].get_trigger().get_dict_repr()
+
+
+def test_the_lease_watch_runs_on_a_timer_every_minute(monkeypatch):
+    t = watch_trigger(monkeypatch)
+    assert (t["type"], t["name"], t["schedule"], t["runOnStartup"]) == ("timerTrigger", "timer", "0 */1 * * * *", False)
+
+
+def test_the_lease_watch_schedule_is_a_setting(monkeypatch):
+    assert watch_trigger(monkeypatch, LEASE_WATCH_SCHEDULE="30 */5 * * * *")["schedule"] == "30 */5 * * * *"
+
+
+def test_a_bad_lease_watch_schedule_names_the_setting(monkeypatch):
+    with pytest.raises(SettingsError, match="LEASE_WATCH_SCHEDULE"):
+        load_function_app(monkeypatch, {**BASE_SETTINGS, "LEASE_WATCH_SCHEDULE": "every minute"})
+
+
+def test_the_lease_watch_has_no_retry_policy(monkeypatch):
+    """A missed run is replaced by the next one; retrying a read of leases only repeats it."""
+    module = load_function_app(monkeypatch, BASE_SETTINGS)
+    assert functions_by_name(module)["watch_leases"].get_settings_dict("retry_policy") is None
+
+
+def test_loading_the_app_does_not_import_azure_cosmos(monkeypatch):
+    """Only the lease watch reads Cosmos DB itself, and it imports the SDK when it first runs."""
+    import subprocess
+    import sys
+
+    from tests.app_loading import ROOT
+
+    env = {"PATH": "/usr/bin:/bin", **BASE_SETTINGS}
+    probe = subprocess.run([sys.executable, "-c", "import sys, function_app; "
+                            "print(sorted(m for m in sys.modules if m.startswith(('azure.cosmos', 'azure.identity', "
+                            "'cache_invalidator.lease_watch'))))"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert (probe.returncode, probe.stdout.strip()) == (0, "[]"), probe.stderr
