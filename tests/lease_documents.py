@@ -15,17 +15,31 @@ feed processor the Functions host's Cosmos DB extension runs:
   (LeaseManagement/DocumentServiceLeaseStoreCosmos.cs).
 
 The Functions host passes the trigger's leaseContainerPrefix as the lease prefix.
+
+Microsoft's Java processor (Azure/azure-sdk-for-java, sdk/cosmos/azure-cosmos/src/main/java/com/azure/cosmos/
+implementation/changefeed/) writes its EPK-based leases otherwise (`write_java_leases`), as
+epkversion/ServiceItemLeaseV1.java serialises them: id `<store prefix>..<min>-<max>` (epkversion/
+LeaseStoreManagerImpl.createLeaseIfNotExist makes the lease token from the range's bounds), LeaseToken, Owner,
+timestamp (an Instant's text), version 1 (LeaseVersion.EPK_RANGE_BASED_LEASE), feedRange ({"Range": ...}) and a
+ContinuationToken that is base64 JSON of a ChangeFeedStateV1 (common/ChangeFeedStateV1.populatePropertyBag:
+V, Rid, Mode, StartFrom, Continuation; the continuation's own bag, feedranges/
+FeedRangeCompositeContinuationImpl.populatePropertyBag: V, Rid, Continuation = [{token, range}], Range). The
+names of the bags' keys are Constants.Properties (CHANGE_FEED_STATE_*, FEED_RANGE_COMPOSITE_CONTINUATION_*).
 """
 
-from datetime import datetime, timezone
+import base64
+import json
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlparse
+
+from azure.core import MatchConditions
 
 LEASES = "cache-invalidator-lease"
 
 
-def lease_timestamp():
+def lease_timestamp(seconds_ago=0.0):
     """A lease's `timestamp`, as DocumentServiceLeaseCore serialises it (UTC, ISO 8601)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def lease_store_prefix(database, monitored, lease_prefix, endpoint):
@@ -36,9 +50,10 @@ def lease_store_prefix(database, monitored, lease_prefix, endpoint):
 
 
 def write_leases(database, monitored, lease_prefix, endpoint, owners, *, lease_container=LEASES,
-                 continuation='"12"'):
+                 continuation='"12"', renewed_seconds_ago=0.0):
     """Writes the store's marker, its lock and one lease per partition key range of `monitored`, owned in turn
-    by `owners`, each with `continuation` as its ContinuationToken. Returns the lease ids."""
+    by `owners`, each with `continuation` as its ContinuationToken (a text, or a callable of the range's
+    (min, max) giving one). Returns the lease ids."""
     store = lease_store_prefix(database, monitored, lease_prefix, endpoint)
     container = database.get_container_client(monitored)
     leases = database.get_container_client(lease_container)
@@ -55,11 +70,55 @@ def write_leases(database, monitored, lease_prefix, endpoint, owners, *, lease_c
             "FeedRange": {"Range": {"min": pk_range["minInclusive"], "max": pk_range["maxExclusive"],
                                     "isMinInclusive": True, "isMaxInclusive": False}},
             "Owner": owners[i % len(owners)],
-            "ContinuationToken": continuation,
+            "ContinuationToken": (continuation((pk_range["minInclusive"], pk_range["maxExclusive"]))
+                                  if callable(continuation) else continuation),
             "properties": {},
-            "timestamp": lease_timestamp(),
+            "timestamp": lease_timestamp(renewed_seconds_ago),
             "Mode": "Incremental Feed",
         }
         leases.create_item(lease)
         ids.append(lease["id"])
     return ids
+
+
+def write_java_leases(database, monitored, lease_prefix, endpoint, owners, continuation, *,
+                      lease_container=LEASES):
+    """Writes one EPK-based lease per partition key range of `monitored` as the Java processor's
+    ServiceItemLeaseV1, owned in turn by `owners`; `continuation((min, max))` gives each range's etag.
+    Returns the lease ids."""
+    store = lease_store_prefix(database, monitored, lease_prefix, endpoint)
+    container = database.get_container_client(monitored)
+    rid = container.read()["_rid"]
+    leases = database.get_container_client(lease_container)
+    ids = []
+    ranges = container.client_connection._ReadPartitionKeyRanges(container.container_link)
+    for i, pk_range in enumerate(ranges):
+        low, high = pk_range["minInclusive"], pk_range["maxExclusive"]
+        scope = {"min": low, "max": high, "isMinInclusive": True, "isMaxInclusive": False}
+        state = {"V": 1, "Rid": rid, "Mode": "INCREMENTAL", "StartFrom": {"Type": "NOW"},
+                 "Continuation": {"V": 1, "Rid": rid,
+                                  "Continuation": [{"token": continuation((low, high)), "range": scope}],
+                                  "Range": scope}}
+        lease = {
+            "id": f"{store}..{low}-{high}",
+            "LeaseToken": f"{low}-{high}",
+            "ContinuationToken": base64.b64encode(json.dumps(state).encode()).decode(),
+            # Instant.toString(): nanoseconds where the clock has them.
+            "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z"),
+            "Owner": owners[i % len(owners)],
+            "version": 1,
+            "feedRange": {"Range": scope},
+        }
+        leases.create_item(lease)
+        ids.append(lease["id"])
+    return ids
+
+
+def renew_leases(database, ids, *, lease_container=LEASES):
+    """Renews the leases as their owner does: a new timestamp, replaced only if nobody changed the lease since it
+    was read (DocumentServiceLeaseManagerCosmos.RenewAsync through DocumentServiceLeaseUpdaterCosmos)."""
+    leases = database.get_container_client(lease_container)
+    for lease_id in ids:
+        document = leases.read_item(lease_id, partition_key=lease_id)
+        leases.replace_item(lease_id, {**document, "timestamp": lease_timestamp()}, etag=document["_etag"],
+                            match_condition=MatchConditions.IfNotModified)

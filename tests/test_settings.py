@@ -7,6 +7,8 @@ from cache_invalidator.settings import (
     MissingSetting,
     Settings,
     TriggerSettings,
+    WatchSettings,
+    watch_schedule,
 )
 
 KAFKA = {"KAFKA_HOSTS": "127.0.0.1:9092"}
@@ -165,3 +167,35 @@ def test_start_from_time_and_start_from_beginning_together_are_refused():
     env = {**COSMOS, "COSMOSDB_START_FROM_TIME": "2026-05-01T10:00:00Z", "COSMOSDB_START_FROM_BEGINNING": "true"}
     error = error_for(env, TriggerSettings.from_env)
     assert error.setting == "COSMOSDB_START_FROM_TIME" and "COSMOSDB_START_FROM_BEGINNING" in str(error)
+
+
+def test_the_lease_watch_defaults_expect_no_region_and_judge_after_two_minutes():
+    watch = WatchSettings.from_env({})
+    assert (watch.expected_regions, watch.stale_seconds, watch.pending_seconds, watch.timeout_seconds) == (
+        (), 120, 300, 20.0)
+
+
+def test_the_lease_watch_reads_the_expected_regions_as_a_list():
+    assert WatchSettings.from_env({"LEASE_WATCH_REGIONS": " westeurope, eastus,,westeurope "}).expected_regions == (
+        "westeurope", "eastus")
+
+
+def test_an_expected_region_with_a_blank_is_named():
+    assert error_for({"LEASE_WATCH_REGIONS": "west europe"}, WatchSettings.from_env).setting == "LEASE_WATCH_REGIONS"
+
+
+def test_the_lease_watch_thresholds_must_be_whole_positive_seconds():
+    assert [error_for({name: value}, WatchSettings.from_env).setting
+            for name, value in (("LEASE_WATCH_STALE_SECONDS", "0"), ("LEASE_WATCH_PENDING_SECONDS", "soon"))] == [
+        "LEASE_WATCH_STALE_SECONDS", "LEASE_WATCH_PENDING_SECONDS"]
+
+
+def test_the_lease_watch_timeout_stays_below_the_function_timeout():
+    assert error_for({"LEASE_WATCH_TIMEOUT_SECONDS": "300"}, WatchSettings.from_env).setting == (
+        "LEASE_WATCH_TIMEOUT_SECONDS")
+
+
+def test_the_lease_watch_schedule_has_six_fields():
+    assert (watch_schedule({}), watch_schedule({"LEASE_WATCH_SCHEDULE": " 0  */5 * * * * "})) == (
+        "0 */1 * * * *", "0 */5 * * * *")
+    assert error_for({"LEASE_WATCH_SCHEDULE": "*/5 * * * *"}, watch_schedule).setting == "LEASE_WATCH_SCHEDULE"

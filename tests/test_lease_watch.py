@@ -1,0 +1,153 @@
+"""The lease watch's reading of lease documents, its estimator arithmetic, its judgement and its line, on plain data.
+
+The same code against the emulator, and through the worker runtime: tests/test_lease_watch_cosmos.py,
+tests/runtime/test_runtime_lease_watch.py.
+"""
+
+import base64
+import json
+import logging
+
+from cache_invalidator.lease_watch import (
+    BEHIND, HEALTHY, MISSING, STALE, Lease, PendingWork, RegionFinding, WatchRun, estimate, etag_lsn, judge,
+    lease_prefix_of, read_lease, region_of, report, session_lsn,
+)
+from cache_invalidator.settings import WatchSettings
+
+NOW = 1_800_000_000.0
+HOST = "acct.documents.azure.com"
+MARKER = "_Yj1xAA==_Yj1xAKzJkA8=.."
+SETTINGS = WatchSettings(stale_seconds=120, pending_seconds=300)
+
+
+def dotnet_lease(prefix="eu-whisks", token="0", owner="host-1", continuation='"12"',
+                 timestamp="2027-01-15T08:00:00.1234567Z"):
+    """As DocumentServiceLeaseCore serialises a lease (see tests/lease_documents.py)."""
+    return {"id": f"{prefix}{HOST}{MARKER}{token}", "version": 0, "LeaseToken": token,
+            "FeedRange": {"Range": {"min": "", "max": "FF", "isMinInclusive": True, "isMaxInclusive": False}},
+            "Owner": owner, "ContinuationToken": continuation, "properties": {}, "timestamp": timestamp,
+            "Mode": "Incremental Feed", "_ts": 1}
+
+
+def java_lease(etag='"40"'):
+    """As ServiceItemLeaseV1 serialises an EPK-based lease (see tests/lease_documents.py for the source)."""
+    scope = {"min": "", "max": "FF", "isMinInclusive": True, "isMaxInclusive": False}
+    state = {"V": 1, "Rid": "Yj1xAKzJkA8=", "Mode": "INCREMENTAL", "StartFrom": {"Type": "NOW"},
+             "Continuation": {"V": 1, "Rid": "Yj1xAKzJkA8=", "Continuation": [{"token": etag, "range": scope}],
+                              "Range": scope}}
+    return {"id": f"us-whisks{HOST}{MARKER}-FF", "_etag": '"0300"', "LeaseToken": "-FF",
+            "ContinuationToken": base64.b64encode(json.dumps(state).encode()).decode(),
+            "timestamp": "2027-01-15T08:00:00.123456789Z", "Owner": "java-host", "version": 1,
+            "feedRange": {"Range": scope}}
+
+
+def lease(lease_id="l0", owner="host-1", renewed_ago=10.0, continuation='"5"'):
+    return Lease(lease_id, "0", owner, NOW - renewed_ago, continuation, ("", "FF"), "dotnet")
+
+
+def test_a_dotnet_lease_gives_its_owner_renewal_continuation_and_range():
+    found = read_lease(dotnet_lease())
+    assert (found.token, found.owner, found.continuation, found.feed_range, found.shape) == (
+        "0", "host-1", '"12"', ("", "FF"), "dotnet")
+
+
+def test_a_dotnet_lease_timestamp_is_read_to_the_microsecond():
+    assert read_lease(dotnet_lease(timestamp="2027-01-15T08:00:00.1234567Z")).renewed_at == 1_800_000_000.123456
+
+
+def test_a_java_lease_gives_the_etag_inside_its_change_feed_state():
+    found = read_lease(java_lease('"40"'))
+    assert (found.token, found.owner, found.continuation, found.feed_range, found.shape, found.renewed_at) == (
+        "-FF", "java-host", '"40"', ("", "FF"), "java", 1_800_000_000.123456)
+
+
+def test_a_lease_without_continuation_has_no_checkpoint():
+    assert read_lease(dotnet_lease(continuation=None)).continuation is None
+
+
+def test_the_emulators_cursor_names_its_lsn():
+    assert (etag_lsn('"12"'), etag_lsn('{"kind":"change_feed_cursor_v1","lsn":7,"epk":"0A","id":"x"}'),
+            etag_lsn("not an etag")) == (12, 7, None)
+
+
+def test_the_session_token_lsn_is_the_global_lsn_as_the_estimator_extracts_it():
+    assert (session_lsn("0:-1#12"), session_lsn("1:0#2#0=2"), session_lsn("3"), session_lsn(None)) == (12, 2, 3, 0)
+
+
+def test_no_change_after_the_continuation_is_nothing_pending():
+    assert estimate("0:-1#12", None, '"12"') == PendingWork(0)
+
+
+def test_pending_is_the_session_lsn_less_the_lsn_before_the_first_pending_change():
+    assert estimate("0:-1#20", {"_lsn": 15, "_ts": 1234}, '"14"') == PendingWork(6, 1234.0)
+
+
+def test_without_an_lsn_on_the_change_the_continuations_lsn_stands_in():
+    assert estimate("2:0#9#0=9", {"_ts": 1234}, '{"kind":"change_feed_cursor_v1","lsn":3}') == PendingWork(6, 1234.0)
+
+
+def test_without_any_lsn_one_change_is_pending_as_the_estimator_says():
+    assert estimate("0:-1#9", {"_ts": 1234}, "opaque") == PendingWork(1, 1234.0)
+
+
+def test_a_lease_prefix_is_what_precedes_the_account_host():
+    assert lease_prefix_of(f"westeurope-whisks{HOST}{MARKER}0", MARKER, HOST, "whisks") == "westeurope-whisks"
+
+
+def test_through_another_endpoint_the_prefix_ends_at_the_container_name():
+    lease_id = f"eastus-whisksacct-eastus.documents.azure.com{MARKER}0"
+    assert lease_prefix_of(lease_id, MARKER, HOST, "whisks") == "eastus-whisks"
+
+
+def test_a_lease_of_another_container_has_no_prefix_here():
+    assert lease_prefix_of(f"eu-whisks{HOST}_Yj1xAA==_OTHER=..0", MARKER, HOST, "whisks") is None
+
+
+def test_regions_are_the_cluster_ids_of_the_prefixes():
+    assert (region_of("westeurope-whisks", "whisks"), region_of("whisks", "whisks"), region_of("other", "whisks")) == (
+        "westeurope", "(none)", None)
+
+
+def test_renewed_leases_with_nothing_old_pending_are_healthy():
+    found = judge({"whisks": {"eu-whisks": [lease("a"), lease("b", owner="host-2")]}},
+                  {"a": PendingWork(0), "b": PendingWork(3, NOW - 20)}, ["whisks"], SETTINGS, NOW)
+    assert [(f.region, f.status, f.leases, f.owners, f.pending_changes, f.oldest_pending_seconds, f.oldest_checkpoint)
+            for f in found] == [("eu", HEALTHY, 2, ("host-1", "host-2"), 3, 20.0, 5)]
+
+
+def test_a_lease_not_renewed_within_the_threshold_makes_its_region_stale():
+    found = judge({"whisks": {"eu-whisks": [lease("a"), lease("b", renewed_ago=121)]}}, {}, ["whisks"], SETTINGS, NOW)
+    assert [(f.status, f.renewed_seconds_ago) for f in found] == [(STALE, 121.0)]
+    assert "LEASE_WATCH_STALE_SECONDS" in found[0].reason
+
+
+def test_a_pending_change_older_than_the_threshold_makes_its_region_behind():
+    found = judge({"whisks": {"eu-whisks": [lease("a")]}}, {"a": PendingWork(1, NOW - 301)}, ["whisks"], SETTINGS, NOW)
+    assert [(f.status, f.oldest_pending_seconds) for f in found] == [(BEHIND, 301.0)]
+
+
+def test_an_expected_region_without_leases_is_missing():
+    settings = WatchSettings(expected_regions=("eu", "asia"))
+    found = judge({"whisks": {"eu-whisks": [lease("a")]}}, {}, ["whisks", "subjects"], settings, NOW)
+    assert [(f.region, f.container, f.status) for f in found] == [
+        ("asia", "whisks", MISSING), ("eu", "whisks", HEALTHY), ("asia", "subjects", MISSING),
+        ("eu", "subjects", MISSING)]
+
+
+def test_the_watch_line_has_the_fields_in_text_and_record_at_the_findings_level(caplog):
+    run = WatchRun("eu", [RegionFinding("us", "whisks", STALE, "us-whisks", leases=2, owners=("h",),
+                                        renewed_seconds_ago=130.0, reason="leases last renewed 130 s ago"),
+                          RegionFinding("eu", "whisks", HEALTHY, "eu-whisks", leases=1, owners=("h",))],
+                   request_charge=12.0, duration_ms=21.25)
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        report(run)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "Lease watch watcher=eu region=us container=whisks status=stale leases=2 owners=1 unowned=0 "
+                    "renewed_seconds_ago=130.0 oldest_checkpoint=None unchecked_leases=0 pending_changes=None "
+                    "oldest_pending_seconds=None request_charge=12.0 duration_ms=21.2 "
+                    "reason=leases last renewed 130 s ago"),
+        ("INFO", "Lease watch watcher=eu region=eu container=whisks status=healthy leases=1 owners=1 unowned=0 "
+                 "renewed_seconds_ago=None oldest_checkpoint=None unchecked_leases=0 pending_changes=None "
+                 "oldest_pending_seconds=None request_charge=12.0 duration_ms=21.2 reason=-")]
+    assert (caplog.records[0].region, caplog.records[0].status, caplog.records[0].renewed_seconds_ago) == (
+        "us", "stale", 130.0)

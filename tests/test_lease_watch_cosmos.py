@@ -1,0 +1,251 @@
+"""The lease watch against Cosmos DB (the emulator, or COSMOSDB_TEST_CONNECTION's account).
+
+Two regions' leases are written as the .NET processor writes them (tests/lease_documents.py), with the
+continuation a processor checkpoints: the etag of its last read, here after a given number of changes of each
+feed range. Leases are renewed as their owner renews them; leases left alone expire in real time against a
+threshold of a few seconds. Every test reads the watch's log lines, which is what the alerts read.
+"""
+
+import logging
+import time
+
+import pytest
+from azure.cosmos import PartitionKey
+
+from cache_invalidator.lease_watch import LeaseWatch
+from cache_invalidator.settings import TriggerSettings
+from tests.lease_documents import LEASES, renew_leases, write_java_leases, write_leases
+
+
+@pytest.fixture
+def database(cosmos_database):
+    """whisks, subjects and the lease container, as a deployment has them."""
+    for name in ("whisks", "subjects", LEASES):
+        cosmos_database.create_container(name, partition_key=PartitionKey(path="/id"))
+    return cosmos_database
+
+
+def settings_of(cosmos_emulator, database, cluster_id, **watch):
+    return {"COSMOSDB": cosmos_emulator.connection_string, "COSMOSDB_NAME": database.id, "CLUSTER_ID": cluster_id,
+            **watch}
+
+
+def watch_of(settings):
+    return LeaseWatch(settings, TriggerSettings.from_env(settings))
+
+
+def feed_range_of(bounds):
+    low, high = bounds
+    return {"Range": {"min": low, "max": high, "isMinInclusive": True, "isMaxInclusive": False}}
+
+
+class Checkpoints:
+    """The etag a processor would checkpoint after handing the first `handed` changes of each feed range."""
+
+    def __init__(self, container, handed=None):
+        self.container = container
+        self.handed = handed  # None: every change so far
+        self.count = 0  # changes handed over, across the ranges
+
+    def __call__(self, bounds):
+        headers = []
+        # Copied at once: the SDK later replaces the etag in the same headers with its own continuation form.
+        hook = lambda response: headers.append(dict(response.http_response.headers))  # noqa: E731
+        if self.handed is None:
+            pages = self.container.query_items_change_feed(feed_range=feed_range_of(bounds), start_time="Now",
+                                                           raw_response_hook=hook).by_page()
+        else:
+            pages = self.container.query_items_change_feed(feed_range=feed_range_of(bounds), start_time="Beginning",
+                                                           max_item_count=self.handed, raw_response_hook=hook).by_page()
+        self.count += len(list(next(pages, [])))
+        return headers[-1]["etag"]
+
+
+def write_documents(database, container, count):
+    for i in range(count):
+        database.get_container_client(container).create_item({"id": f"guest|{container}-{i}"})
+
+
+def lines(caplog):
+    """The watch's lines: (level, region, container, status, record)."""
+    return [(r.levelname, r.region, r.container, r.status, r) for r in caplog.records
+            if r.name == "cache_invalidator" and r.msg.startswith("Lease watch ")]
+
+
+def levels(caplog):
+    return sorted((level, region, container, status) for level, region, container, status, _ in lines(caplog))
+
+
+def both_regions(cosmos_emulator, database, **options):
+    """westeurope's and eastus's leases on both containers, everything handed; returns their lease ids."""
+    ids = {}
+    for region in ("westeurope", "eastus"):
+        for container in ("whisks", "subjects"):
+            ids[region, container] = write_leases(
+                database, container, f"{region}-{container}", cosmos_emulator.endpoint, [f"{region}-host"],
+                continuation=Checkpoints(database.get_container_client(container)), **options)
+    return ids
+
+
+def test_healthy_regions_are_each_reported_at_info(cosmos_emulator, database, caplog):
+    write_documents(database, "whisks", 6)
+    both_regions(cosmos_emulator, database)
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch_of(settings_of(cosmos_emulator, database, "westeurope")).run()
+    assert levels(caplog) == [("INFO", region, container, "healthy") for region, container in (
+        ("eastus", "subjects"), ("eastus", "whisks"), ("westeurope", "subjects"), ("westeurope", "whisks"))]
+    assert {(r.pending_changes, r.owners, r.unowned) for *_, r in lines(caplog)} == {(0, 1, 0)}
+
+
+def test_a_region_whose_leases_expire_is_reported_by_the_other_within_one_run(cosmos_emulator, database, caplog):
+    ids = both_regions(cosmos_emulator, database)
+    watch = watch_of(settings_of(cosmos_emulator, database, "westeurope", LEASE_WATCH_STALE_SECONDS="2"))
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch.run()
+        assert {status for *_, status, _ in lines(caplog)} == {"healthy"}
+        caplog.clear()
+        time.sleep(2.5)  # eastus's app has stopped; westeurope's still renews its leases
+        renew_leases(database, ids["westeurope", "whisks"] + ids["westeurope", "subjects"])
+        watch.run()
+    assert levels(caplog) == [
+        ("INFO", "westeurope", "subjects", "healthy"), ("INFO", "westeurope", "whisks", "healthy"),
+        ("WARNING", "eastus", "subjects", "stale"), ("WARNING", "eastus", "whisks", "stale")]
+    stale = [r for *_, status, r in lines(caplog) if status == "stale"]
+    assert all(r.renewed_seconds_ago > 2 and "eastus" in r.getMessage() for r in stale)
+
+
+def test_pending_changes_and_the_oldest_ones_age_are_estimated_per_region(cosmos_emulator, database, caplog):
+    write_documents(database, "whisks", 20)
+    whisks = database.get_container_client("whisks")
+    behind = Checkpoints(whisks, handed=1)
+    write_leases(database, "whisks", "eastus-whisks", cosmos_emulator.endpoint, ["eastus-host"], continuation=behind)
+    write_leases(database, "whisks", "westeurope-whisks", cosmos_emulator.endpoint, ["westeurope-host"],
+                 continuation=Checkpoints(whisks))
+    first_written = min(doc["_ts"] for doc in whisks.read_all_items())
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch_of(settings_of(cosmos_emulator, database, "westeurope")).run()
+    found = {(r.region, r.container): r for *_, r in lines(caplog)}
+    assert (found["eastus", "whisks"].pending_changes, found["westeurope", "whisks"].pending_changes) == (
+        20 - behind.count, 0)
+    assert found["eastus", "whisks"].oldest_pending_seconds >= time.time() - first_written - 2
+
+
+def test_a_region_with_an_old_pending_change_is_behind(cosmos_emulator, database, caplog):
+    write_documents(database, "whisks", 4)
+    whisks = database.get_container_client("whisks")
+    write_leases(database, "whisks", "eastus-whisks", cosmos_emulator.endpoint, ["eastus-host"],
+                 continuation=None)
+    ids = write_leases(database, "whisks", "westeurope-whisks", cosmos_emulator.endpoint, ["westeurope-host"],
+                       continuation=Checkpoints(whisks, handed=1))
+    time.sleep(2.1)
+    renew_leases(database, ids)
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch_of(settings_of(cosmos_emulator, database, "eastus", LEASE_WATCH_PENDING_SECONDS="1")).run()
+    found = {(r.region, r.container): (level, status) for level, *_, status, r in lines(caplog)}
+    assert found[("westeurope", "whisks")] == ("WARNING", "behind")
+
+
+def test_an_expected_region_that_never_started_is_reported(cosmos_emulator, database, caplog):
+    both_regions(cosmos_emulator, database)
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch_of(settings_of(cosmos_emulator, database, "westeurope",
+                             LEASE_WATCH_REGIONS="westeurope,eastus,southeastasia")).run()
+    assert [(level, container) for level, region, container, status in levels(caplog) if region == "southeastasia"] == [
+        ("ERROR", "subjects"), ("ERROR", "whisks")]
+
+
+def test_java_processor_leases_are_read_like_the_dotnet_ones(cosmos_emulator, database, caplog):
+    write_documents(database, "whisks", 12)
+    whisks = database.get_container_client("whisks")
+    handed = Checkpoints(whisks, handed=2)
+    write_java_leases(database, "whisks", "eastus-whisks", cosmos_emulator.endpoint, ["java-host"], handed)
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch_of(settings_of(cosmos_emulator, database, "westeurope")).run()
+    found = {(r.region, r.container): r for *_, r in lines(caplog)}
+    eastus = found["eastus", "whisks"]
+    assert (eastus.status, eastus.leases, eastus.owners, eastus.pending_changes) == (
+        "healthy", len(list(whisks.read_feed_ranges())), 1, 12 - handed.count)
+
+
+def test_a_run_reads_each_lease_once_and_writes_nothing(cosmos_emulator, database, record_property):
+    write_documents(database, "whisks", 6)
+    ids = both_regions(cosmos_emulator, database)
+    leases = database.get_container_client(LEASES)
+    before = {doc["id"]: doc["_etag"] for doc in leases.read_all_items()}
+    watch = watch_of(settings_of(cosmos_emulator, database, "westeurope"))
+    watch.run()  # opens the client
+    run = watch.run()
+    after = {doc["id"]: doc["_etag"] for doc in leases.read_all_items()}
+    lease_count = sum(len(group) for group in ids.values())
+    # The database, the two monitored containers, one query of the lease container, one read per lease.
+    assert (run.requests, before == after) == (4 + lease_count, True)
+    assert run.request_charge > 0
+    record_property("lease_watch_request_charge", run.request_charge)
+    record_property("lease_watch_requests", run.requests)
+    print(f"\nlease watch: {run.requests} requests, {run.request_charge:g} RU for {lease_count} leases "
+          f"of 2 regions x 2 containers")
+
+
+def test_a_deleted_lease_container_is_reported_not_raised(cosmos_emulator, database, caplog):
+    both_regions(cosmos_emulator, database)
+    watch = watch_of(settings_of(cosmos_emulator, database, "westeurope"))
+    watch.run()
+    database.delete_container(LEASES)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch.run()
+    [(level, region, container, status, record)] = lines(caplog)
+    assert (level, status) == ("ERROR", "unreadable")
+    assert "lease container 'cache-invalidator-lease' (COSMOSDB_LEASE_CONTAINER) does not exist" in record.reason
+
+
+def test_a_lost_connection_is_reported_not_raised_within_the_runs_time(cosmos_emulator, tmp_path, caplog):
+    if not cosmos_emulator.managed:
+        pytest.skip("COSMOSDB_TEST_CONNECTION's account cannot be taken away; this test stops an emulator of its own")
+    from tests.cosmos_emulator import CosmosEmulator
+
+    own = CosmosEmulator.up(tmp_path / "emulator")
+    try:
+        client = own.client()
+        database = client.create_database("watched")
+        for name in ("whisks", "subjects", LEASES):
+            database.create_container(name, partition_key=PartitionKey(path="/id"))
+        write_leases(database, "whisks", "eastus-whisks", own.endpoint, ["eastus-host"], continuation=None)
+        client.close()
+        watch = watch_of(settings_of(own, database, "westeurope", LEASE_WATCH_TIMEOUT_SECONDS="5"))
+        watch.run()
+    finally:
+        own.down()
+    caplog.clear()
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch.run()
+    took = time.monotonic() - started
+    [(level, region, container, status, record)] = lines(caplog)
+    assert (level, status, record.reason.startswith("setting COSMOSDB: the leases could not be read")) == (
+        "ERROR", "unreadable", True), record.reason
+    print(f"\nlost connection reported after {took:.1f} s (LEASE_WATCH_TIMEOUT_SECONDS=5)")
+
+
+def test_an_account_that_stops_answering_is_reported_not_raised(cosmos_emulator, database, caplog):
+    """A listener that accepts connections and never answers: the run ends at its own deadline, reporting it."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        settings = {**settings_of(cosmos_emulator, database, "westeurope", LEASE_WATCH_TIMEOUT_SECONDS="2"),
+                    "COSMOSDB": f"AccountEndpoint={endpoint};AccountKey={cosmos_emulator.key};"}
+        caplog.clear()
+        started = time.monotonic()
+        with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+            watch_of(settings).run()
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    [(level, region, container, status, record)] = lines(caplog)
+    assert (level, status, record.reason.startswith("setting COSMOSDB: the leases could not be read")) == (
+        "ERROR", "unreadable", True), record.reason
+    print(f"\nsilent account reported after {took:.1f} s (LEASE_WATCH_TIMEOUT_SECONDS=2)")
