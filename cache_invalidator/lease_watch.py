@@ -501,6 +501,12 @@ class LeaseWatch:
 
     def run(self, now: Optional[float] = None) -> WatchRun:
         """Reads and judges every region's leases, logs one line per region and container; never raises."""
+        run = self.look(now)
+        report(run)
+        return run
+
+    def look(self, now: Optional[float] = None) -> WatchRun:
+        """Reads and judges every region's leases without logging them (`check` prints them); never raises."""
         started = time.monotonic()
         watcher = self._trigger.cluster_id or NO_CLUSTER
         charges = _Charges()
@@ -521,8 +527,10 @@ class LeaseWatch:
         run.request_charge = charges.total
         run.requests = charges.requests
         run.duration_ms = (time.monotonic() - started) * 1000
-        report(run)
         return run
+
+    def close(self) -> None:
+        self._drop_client()
 
     def _read_and_judge(self, watcher: str, settings: WatchSettings, charges: _Charges, started: float,
                         now: Optional[float]) -> WatchRun:

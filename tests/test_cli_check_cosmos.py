@@ -6,6 +6,7 @@ from cache_invalidator.cli.check import assess_change_feed, assess_cosmos, run_c
 from cache_invalidator.cli.cosmos_facts import ChangeFacts, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds
 from cache_invalidator.cli.errors import CosmosUnavailable
 from cache_invalidator.cli.report import Section
+from cache_invalidator.lease_watch import WatchRun
 from cache_invalidator.settings import TriggerSettings
 from tests.app_loading import BASE_SETTINGS
 
@@ -158,7 +159,8 @@ def test_the_adapters_error_is_a_problem_and_the_report_hides_the_key():
 def test_facts_reach_the_report():
     out = io.StringIO()
     code = run_check({**BASE_SETTINGS, "CLUSTER_ID": "eu", "KAFKA_HOSTS": "127.0.0.1:9092"}, out, source="test", kafka=False,
-                     gather=lambda env, trigger, *, timeout: facts([lease("eu-whisks", "whisks")]))
+                     gather=lambda env, trigger, *, timeout: facts([lease("eu-whisks", "whisks")]),
+                     watch_look=lambda: WatchRun("eu", []))
     assert code == 0, out.getvalue()
     assert "WARNING no leases for 'subjects'" in out.getvalue()
 
@@ -309,3 +311,39 @@ def test_a_sample_window_that_is_no_duration_is_a_usage_error():
     err = io.StringIO()
     assert main(["check", "--sample-window", "soon"], environ={}, stdout=io.StringIO(), stderr=err) == 2
     assert "not a duration such as 3600, 90m, 24h or 7d" in err.getvalue()
+
+
+# -- the lease watch's table (the timer function's findings, through the same code) ------------
+
+
+def watch_table(run):
+    from cache_invalidator.cli.check import add_watch_table
+
+    section = Section("Lease watch")
+    add_watch_table(section, run)
+    return section
+
+
+def test_the_watch_table_has_a_row_per_region_and_container():
+    from cache_invalidator.lease_watch import RegionFinding
+
+    run = WatchRun("eu", [RegionFinding("eu", "whisks", "healthy", "eu-whisks", leases=4, owners=("host-1",),
+                                        renewed_seconds_ago=3.0, oldest_checkpoint=12, pending_changes=0,
+                                        oldest_pending_seconds=0.0),
+                          RegionFinding("us", "whisks", "stale", "us-whisks", leases=4, owners=("host-2",),
+                                        renewed_seconds_ago=600.0, reason="leases last renewed 600 s ago")],
+                   request_charge=12.0, requests=12, duration_ms=30)
+    section = watch_table(run)
+    assert [(f.status, f.text) for f in section.findings] == [
+        ("", "region  container  status   leases  owners  renewed     checkpoint  pending  oldest pending"),
+        ("ok", "eu      whisks     healthy  4       host-1  3 s ago     lsn 12      0        0 s"),
+        ("WARNING", "us      whisks     stale    4       host-2  10 min ago  -           -        -\n"
+                    "leases last renewed 600 s ago"),
+        ("", "12 request(s), 12 RU, 30 ms")]
+
+
+def test_leases_the_watch_cannot_read_are_a_problem():
+    from cache_invalidator.lease_watch import RegionFinding
+
+    section = watch_table(WatchRun("eu", [RegionFinding("*", "*", "unreadable", reason="lease container gone")]))
+    assert texts(section, "PROBLEM") == ["the leases could not be read: lease container gone"]

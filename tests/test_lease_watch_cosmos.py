@@ -249,3 +249,22 @@ def test_an_account_that_stops_answering_is_reported_not_raised(cosmos_emulator,
     assert (level, status, record.reason.startswith("setting COSMOSDB: the leases could not be read")) == (
         "ERROR", "unreadable", True), record.reason
     print(f"\nsilent account reported after {took:.1f} s (LEASE_WATCH_TIMEOUT_SECONDS=2)")
+
+
+def test_check_shows_the_watchs_table_with_the_stale_region(cosmos_emulator, database):
+    import io
+
+    from cache_invalidator.cli.main import main
+
+    for region, ago in (("westeurope", 0.0), ("eastus", 600.0)):
+        for container in ("whisks", "subjects"):
+            write_leases(database, container, f"{region}-{container}", cosmos_emulator.endpoint, [f"{region}-host"],
+                         continuation=Checkpoints(database.get_container_client(container)), renewed_seconds_ago=ago)
+    out, err = io.StringIO(), io.StringIO()
+    settings = settings_of(cosmos_emulator, database, "westeurope", KAFKA_HOSTS="127.0.0.1:9092")
+    code = main(["check", "--no-kafka"], environ=settings, stdout=out, stderr=err)
+    table = out.getvalue().split("Lease watch (every region's leases)\n", 1)[1]
+    rows = [line.split()[:4] for line in table.splitlines() if line.strip().startswith(("ok", "WARNING"))]
+    assert (code, rows) == (0, [["WARNING", "eastus", "whisks", "stale"], ["ok", "westeurope", "whisks", "healthy"],
+                                ["WARNING", "eastus", "subjects", "stale"], ["ok", "westeurope", "subjects", "healthy"]]
+                            ), out.getvalue()

@@ -248,25 +248,27 @@ def cosmos_section(
     sample: Optional[FeedSampleBounds] = None,
     min_soft_delete_ttl: int = 0,
     sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]] = None,
-) -> None:
+) -> Optional[CosmosFacts]:
+    """The Cosmos DB findings; returns what was read, None when nothing could be."""
     section = report.section("Cosmos DB")
     if trigger is None:
         section.skipped("the Cosmos DB settings have problems (see Settings)")
-        return
+        return None
     if gather is None:
         try:
             from .cosmos import gather_facts as gather
         except ImportError as exc:
             section.problem(f"the CLI's requirements are missing ({exc.name}): pip install -r requirements-cli.txt")
-            return
+            return None
     try:
         facts = gather(env, trigger, timeout=timeout)
     except CosmosUnavailable as exc:
         section.problem(str(exc))
-        return
+        return None
     assess_cosmos(section, facts, trigger, cluster_id, now=time.time())
     if sample is not None and facts.database_exists:
         sample_section(section, env, trigger, cluster_id, timeout, sample, min_soft_delete_ttl, sampler)
+    return facts
 
 
 def assess_cosmos(section: Section, facts: CosmosFacts, trigger: TriggerSettings,
@@ -585,6 +587,68 @@ def assess_old_service_leases(section: Section, leases: list[Mapping], container
                          f"delete them once the migration is done (docs/OPERATIONS.md)")
 
 
+# -- the lease watch ----------------------------------------------------------------------------
+
+
+def lease_watch_section(report: Report, env: Mapping[str, str], trigger: Optional[TriggerSettings],
+                        look: Optional[Callable[[], object]] = None) -> None:
+    """What the watch_leases function logs, as a table: every region's leases, through the same code."""
+    section = report.section("Lease watch (every region's leases)")
+    if trigger is None:
+        section.skipped("the Cosmos DB settings have problems (see Settings)")
+        return
+    if look is None:
+        try:
+            import azure.cosmos  # noqa: F401  (the watch imports it when it runs; say plainly when it is missing)
+        except ImportError as exc:
+            section.problem(f"the CLI's requirements are missing ({exc.name}): pip install -r requirements-cli.txt")
+            return
+        from ..lease_watch import LeaseWatch
+
+        watch = LeaseWatch(env, trigger)
+        try:
+            run = watch.look()
+        finally:
+            watch.close()
+    else:
+        run = look()
+    add_watch_table(section, run)
+
+
+_WATCH_COLUMNS = ("region", "container", "status", "leases", "owners", "renewed", "checkpoint", "pending",
+                  "oldest pending")
+
+
+def add_watch_table(section: Section, run) -> None:
+    """One row per region and container; a region stale, behind or missing is a warning, an unread store a problem."""
+    from ..lease_watch import HEALTHY, UNREADABLE
+
+    rows = []
+    for finding in run.findings:
+        if finding.status == UNREADABLE:
+            section.problem(f"the leases could not be read: {finding.reason}")
+            continue
+        owners = ", ".join(finding.owners[:_SHOWN_OWNERS]) + (", ..." if len(finding.owners) > _SHOWN_OWNERS else "")
+        rows.append((finding, (
+            finding.region, finding.container, finding.status, str(finding.leases), owners or "-",
+            "-" if finding.renewed_seconds_ago is None else f"{_age(int(finding.renewed_seconds_ago))} ago",
+            "-" if finding.oldest_checkpoint is None else f"lsn {finding.oldest_checkpoint}",
+            "-" if finding.pending_changes is None else str(finding.pending_changes),
+            "-" if finding.oldest_pending_seconds is None else _age(int(finding.oldest_pending_seconds)),
+        )))
+    if not rows:
+        return
+    widths = [max(len(column), *(len(cells[i]) for _, cells in rows)) for i, column in enumerate(_WATCH_COLUMNS)]
+    section.info("  ".join(f"{column:<{width}}" for column, width in zip(_WATCH_COLUMNS, widths)).rstrip())
+    for finding, cells in rows:
+        text = "  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths)).rstrip()
+        if finding.status == HEALTHY:
+            section.ok(text)
+        else:
+            section.warning(f"{text}\n{finding.reason}")
+    section.info(f"{run.requests} request(s), {run.request_charge:g} RU, {run.duration_ms:.0f} ms")
+
+
 # -- the command --------------------------------------------------------------------------------
 
 
@@ -592,7 +656,8 @@ def run_check(env: Mapping[str, str], out: TextIO, *, source: str, kafka: bool =
               timeout: float = DEFAULT_TIMEOUT_SECONDS,
               gather: Optional[Callable[..., CosmosFacts]] = None,
               sample: Optional[FeedSampleBounds] = None, min_soft_delete_ttl: int = DEFAULT_MIN_SOFT_DELETE_TTL,
-              sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]] = None) -> int:
+              sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]] = None,
+              watch_look: Optional[Callable[[], object]] = None) -> int:
     """Prints the report; 0 when there is no problem, else 1."""
     report = Report(f"cache-invalidator check: settings from {source}", secrets=secret_values(env))
     parsed = parse_settings(env)
@@ -601,7 +666,10 @@ def run_check(env: Mapping[str, str], out: TextIO, *, source: str, kafka: bool =
         kafka_section(report, parsed.settings.kafka if parsed.settings else None, timeout)
     if cosmos:
         cluster_id = parsed.trigger.cluster_id if parsed.trigger else None
-        cosmos_section(report, env, parsed.trigger, cluster_id, timeout, gather=gather, sample=sample,
-                       min_soft_delete_ttl=min_soft_delete_ttl, sampler=sampler)
+        facts = cosmos_section(report, env, parsed.trigger, cluster_id, timeout, gather=gather, sample=sample,
+                               min_soft_delete_ttl=min_soft_delete_ttl, sampler=sampler)
+        if facts is not None and facts.leases is not None:
+            # Only once the lease container answered: otherwise the Cosmos DB section has said why not.
+            lease_watch_section(report, env, parsed.trigger, look=watch_look)
     report.render(out)
     return 1 if report.problems else 0
