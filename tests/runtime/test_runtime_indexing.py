@@ -15,9 +15,14 @@ from tests.runtime.worker_host import worker_environment
 CONNECTION_STRING = BASE_SETTINGS["COSMOSDB"]
 
 
-def triggers(host):
+def all_triggers(host):
     """Each function's trigger binding, as the raw binding the host reads."""
     return {name: json.loads(function.raw_bindings[0]) for name, function in host.functions.items()}
+
+
+def triggers(host):
+    """The Cosmos DB triggers' bindings."""
+    return {name: t for name, t in all_triggers(host).items() if t["type"] == "cosmosDBTrigger"}
 
 
 def test_metadata_names_both_functions_with_their_change_feed_bindings(start_worker):
@@ -62,16 +67,24 @@ def test_retry_options_retry_forever_with_exponential_backoff(start_worker):
     retry = host.protos.RpcRetryOptions
     found = {name: (retry.RetryStrategy.Name(f.retry_options.retry_strategy), f.retry_options.max_retry_count,
                     f.retry_options.minimum_interval.ToTimedelta(), f.retry_options.maximum_interval.ToTimedelta())
-             for name, f in host.functions.items()}
+             for name, f in host.functions.items() if name in triggers(host)}
     expected = ("exponential_backoff", -1, timedelta(seconds=1), timedelta(minutes=1))
     assert found == {"invalidate_whisks": expected, "invalidate_subjects": expected}
 
 
-def test_both_functions_load_as_worker_indexed_python_functions(start_worker):
+def test_the_three_functions_load_as_worker_indexed_python_functions(start_worker):
     host = start_worker(BASE_SETTINGS)
     found = {name: (f.language, f.properties.get("worker_indexed"), f.script_file.endswith("function_app.py"))
              for name, f in host.functions.items()}
-    assert found == {"invalidate_whisks": ("python", "True", True), "invalidate_subjects": ("python", "True", True)}
+    assert found == {"invalidate_whisks": ("python", "True", True), "invalidate_subjects": ("python", "True", True),
+                     "watch_leases": ("python", "True", True)}
+
+
+def test_metadata_names_the_lease_watch_with_its_timer_binding(start_worker):
+    host = start_worker({**BASE_SETTINGS, "LEASE_WATCH_SCHEDULE": "15 */2 * * * *"})
+    assert all_triggers(host)["watch_leases"] == {"direction": "IN", "type": "timerTrigger", "name": "timer",
+                                                  "schedule": "15 */2 * * * *", "runOnStartup": False}
+    assert host.functions["watch_leases"].HasField("retry_options") is False
 
 
 def test_init_reports_a_missing_database_setting_by_name(start_worker):

@@ -16,6 +16,7 @@ tests/utils/testutils.py; unlike it, messages travel on pipes, not gRPC.
     (or host.reload_environment(env), as for a placeholder worker specialised for the app)
     host.load_all()             # metadata, then every function loaded
     status, message = host.invoke("invalidate_whisks", json_text, retry_count=0)
+    status, message = host.invoke_timer("watch_leases")
     host.close()
 
 Usable from a benchmark as well as from tests: nothing here depends on pytest.
@@ -178,6 +179,32 @@ class WorkerHost:
                 retry_count=retry_count, max_retry_count=function.retry_options.max_retry_count,
                 exception=self._last_failure.get(function_name)))
         return self._ask(("invocation_response", invocation_id), timeout=timeout, invocation_request=request)
+
+    def invoke_timer(self, function_name: str, *, past_due: bool = False,
+                     timeout: float = INVOCATION_TIMEOUT) -> tuple[str, str]:
+        """Invokes a timer-triggered function as the host does when its schedule fires; returns (status, message).
+
+        The input is the WebJobs timer extension's TimerInfo as JSON (Schedule, ScheduleStatus with Last, Next
+        and LastUpdated, IsPastDue), which azure.functions.timer.TimerRequestConverter decodes; the trigger
+        metadata is the host's "sys" alone, as for the Cosmos DB trigger.
+        """
+        p = self.protos
+        function = self.functions[function_name]
+        invocation_id = str(uuid.uuid4())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        timer_info = {"Schedule": {"AdjustForDST": True},
+                      "ScheduleStatus": {"Last": (now - datetime.timedelta(minutes=1)).isoformat(),
+                                         "Next": (now + datetime.timedelta(minutes=1)).isoformat(),
+                                         "LastUpdated": now.isoformat()},
+                      "IsPastDue": past_due}
+        request = p.InvocationRequest(
+            invocation_id=invocation_id, function_id=function.function_id,
+            input_data=[p.ParameterBinding(name=_trigger_name(function), data=p.TypedData(json=json.dumps(timer_info)))],
+            trigger_metadata={"sys": p.TypedData(json=json.dumps({
+                "MethodName": function_name, "UtcNow": now.isoformat(), "RandGuid": str(uuid.uuid4())}))},
+            trace_context=p.RpcTraceContext(trace_parent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00"))
+        response = self._ask(("invocation_response", invocation_id), timeout=timeout, invocation_request=request)
+        return self.protos.StatusResult.Status.Name(response.result.status), response.result.exception.message
 
     def close(self, timeout: float = 30.0) -> None:
         """Closes the stream to the worker (it stops its thread pool and exits), then waits for it."""

@@ -1,0 +1,60 @@
+"""The lease watch's timer function, indexed and invoked by the worker runtime as the host invokes a timer trigger.
+
+Two regions' leases are written into the emulator as the .NET processor writes them (tests/lease_documents.py):
+westeurope's just renewed, eastus's last renewed ten minutes ago. The worker runs westeurope's app; the
+invocation carries the timer extension's TimerInfo (tests/runtime/worker_host.py, invoke_timer). What comes back
+is the worker's RpcLog stream, which is what the host writes to the app's logs and the alerts read.
+"""
+
+import pytest
+from azure.cosmos import PartitionKey
+
+from tests.lease_documents import LEASES, write_leases
+
+# RpcLog.Level in FunctionRpc.proto.
+INFORMATION, WARNING, ERROR = 2, 3, 4
+
+
+@pytest.fixture
+def database(cosmos_database):
+    for name in ("whisks", "subjects", LEASES):
+        cosmos_database.create_container(name, partition_key=PartitionKey(path="/id"))
+    return cosmos_database
+
+
+def watch_lines(host):
+    """(level, message) of each watch line the worker sent."""
+    return [(log.level, log.message) for log in host.logs if log.message.startswith("Lease watch ")]
+
+
+def field(message, name):
+    return message.split(f" {name}=", 1)[1].split(" ", 1)[0]
+
+
+def test_the_timer_function_logs_a_warning_for_the_stale_region_and_info_for_the_healthy_one(
+        start_worker, cosmos_emulator, database):
+    for region, ago in (("westeurope", 0.0), ("eastus", 600.0)):
+        for container in ("whisks", "subjects"):
+            write_leases(database, container, f"{region}-{container}", cosmos_emulator.endpoint,
+                         [f"{region}-host"], continuation=None, renewed_seconds_ago=ago)
+    host = start_worker({"COSMOSDB": cosmos_emulator.connection_string, "COSMOSDB_NAME": database.id,
+                         "CLUSTER_ID": "westeurope", "LEASE_WATCH_REGIONS": "westeurope,eastus"})
+    status, message = host.invoke_timer("watch_leases")
+    assert (status, message) == ("Success", "")
+    found = sorted((level, field(text, "region"), field(text, "container"), field(text, "status"))
+                   for level, text in watch_lines(host))
+    assert found == [(INFORMATION, "westeurope", "subjects", "healthy"), (INFORMATION, "westeurope", "whisks", "healthy"),
+                     (WARNING, "eastus", "subjects", "stale"), (WARNING, "eastus", "whisks", "stale")]
+    assert all(field(text, "watcher") == "westeurope" for _, text in watch_lines(host))
+
+
+def test_the_timer_function_reports_a_missing_lease_container_and_succeeds(start_worker, cosmos_emulator,
+                                                                           cosmos_database):
+    for name in ("whisks", "subjects"):
+        cosmos_database.create_container(name, partition_key=PartitionKey(path="/id"))
+    host = start_worker({"COSMOSDB": cosmos_emulator.connection_string, "COSMOSDB_NAME": cosmos_database.id,
+                         "CLUSTER_ID": "westeurope"})
+    status, _ = host.invoke_timer("watch_leases")
+    [(level, text)] = watch_lines(host)
+    assert (status, level, field(text, "status")) == ("Success", ERROR, "unreadable"), text
+    assert "lease container 'cache-invalidator-lease' (COSMOSDB_LEASE_CONTAINER) does not exist" in text
