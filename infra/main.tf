@@ -107,7 +107,12 @@ module "region" {
       KAFKA_DELIVERY_TIMEOUT_SECONDS    = tostring(var.kafka_delivery_timeout_seconds)
       INVALIDATE_AUTH_KEYS              = tostring(var.invalidate_auth_keys)
       INVALIDATION_INSTANCE_ID          = var.invalidation_instance_id
+      # Every region's cluster id: a region that never started is reported too.
+      LEASE_WATCH_REGIONS         = join(",", sort([for key, other in var.regions : other.cluster_id]))
+      LEASE_WATCH_STALE_SECONDS   = tostring(var.lease_watch_stale_seconds)
+      LEASE_WATCH_PENDING_SECONDS = tostring(var.lease_watch_pending_seconds)
     },
+    var.lease_watch_schedule == null ? {} : { LEASE_WATCH_SCHEDULE = var.lease_watch_schedule },
     length(each.value.cosmosdb_preferred_locations) == 0 ? {} : { COSMOSDB_PREFERRED_LOCATIONS = join(",", each.value.cosmosdb_preferred_locations) },
     each.value.cosmosdb_start_from_time == null ? {} : { COSMOSDB_START_FROM_TIME = each.value.cosmosdb_start_from_time },
     each.value.kafka_security_protocol == null ? {} : { KAFKA_SECURITY_PROTOCOL = each.value.kafka_security_protocol },
@@ -121,4 +126,7 @@ module "region" {
   alert_lag_threshold_seconds    = var.alert_lag_threshold_seconds
   alert_failed_batches_threshold = var.alert_failed_batches_threshold
   alert_window                   = var.alert_window
+
+  alert_watch_silence_window       = var.alert_watch_silence_window
+  alert_pending_change_age_seconds = var.alert_pending_change_age_seconds
 }

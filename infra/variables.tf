@@ -279,6 +279,63 @@ variable "alert_window" {
   }
 }
 
+# --- The lease watch -----------------------------------------------------------
+
+variable "lease_watch_schedule" {
+  type        = string
+  description = "LEASE_WATCH_SCHEDULE: when each region's app reads every region's leases, NCRONTAB with seconds. Default (null): the app's, every minute."
+  default     = null
+
+  validation {
+    condition     = var.lease_watch_schedule == null ? true : can(regex("^\\S+( +\\S+){5}$", trimspace(var.lease_watch_schedule)))
+    error_message = "lease_watch_schedule must be an NCRONTAB expression of six fields, seconds first, e.g. \"0 */1 * * * *\"; got \"${var.lease_watch_schedule == null ? "" : var.lease_watch_schedule}\"."
+  }
+}
+
+variable "lease_watch_stale_seconds" {
+  type        = number
+  description = "LEASE_WATCH_STALE_SECONDS: a region whose leases were not renewed for this long is reported stale (the processor renews every 17 s, takes a lease over after 60 s)."
+  default     = 120
+
+  validation {
+    condition     = var.lease_watch_stale_seconds >= 60 && floor(var.lease_watch_stale_seconds) == var.lease_watch_stale_seconds
+    error_message = "lease_watch_stale_seconds must be a whole number of at least 60 (a lease expires after 60 s), got ${var.lease_watch_stale_seconds}."
+  }
+}
+
+variable "lease_watch_pending_seconds" {
+  type        = number
+  description = "LEASE_WATCH_PENDING_SECONDS: a region with a change not yet handed to its function for this long is reported behind (a WARNING line)."
+  default     = 300
+
+  validation {
+    condition     = var.lease_watch_pending_seconds > 0 && floor(var.lease_watch_pending_seconds) == var.lease_watch_pending_seconds
+    error_message = "lease_watch_pending_seconds must be a whole number above 0, got ${var.lease_watch_pending_seconds}."
+  }
+}
+
+variable "alert_watch_silence_window" {
+  type        = string
+  description = "Alert when a region's app logs no lease watch line that read the leases for this long (ISO 8601): the app is stopped, or cannot read the lease container."
+  default     = "PT10M"
+
+  validation {
+    condition     = contains(["PT5M", "PT10M", "PT15M", "PT30M", "PT45M", "PT1H"], var.alert_watch_silence_window)
+    error_message = "alert_watch_silence_window must be one of PT5M, PT10M, PT15M, PT30M, PT45M or PT1H, got \"${var.alert_watch_silence_window}\"."
+  }
+}
+
+variable "alert_pending_change_age_seconds" {
+  type        = number
+  description = "Alert when a region's oldest pending change is older than this. Set it to the soft-delete TTL of OpenWhisk's Cosmos DB store less a margin: past the TTL a region loses the delete for good. Default: 9 h, for the 10 h of OpenWhisk's commented soft-delete-ttl example, less an hour."
+  default     = 32400
+
+  validation {
+    condition     = var.alert_pending_change_age_seconds > 0
+    error_message = "alert_pending_change_age_seconds must be above 0, got ${var.alert_pending_change_age_seconds}."
+  }
+}
+
 # --- The regions ---------------------------------------------------------------
 
 variable "regions" {

@@ -54,6 +54,18 @@ locals {
   lag_seconds_pattern  = "\\blag_seconds=([0-9.]+)"
   failed_batches_query = "${local.batch_line_filter} | extend container = extract(@\"${local.container_pattern}\", 1, message), outcome = extract(@\"${local.outcome_pattern}\", 1, message) | where outcome == \"failed\" | project timestamp, container"
   lag_seconds_query    = "${local.batch_line_filter} | extend container = extract(@\"${local.container_pattern}\", 1, message), lag_seconds = todouble(extract(@\"${local.lag_seconds_pattern}\", 1, message)) | where isnotnull(lag_seconds) | project timestamp, container, lag_seconds"
+
+  # The lease watch logs one line per region and container it sees in the shared lease
+  # container, every run (cache_invalidator/lease_watch.py):
+  #   Lease watch watcher=westeurope region=eastus container=whisks status=stale ... oldest_pending_seconds=12.5 ...
+  # infra/tests/ applies these patterns to the app's own line too.
+  watch_line_filter            = "traces | where message startswith \"Lease watch \""
+  watch_region_pattern         = "\\bregion=(\\S+)"
+  watch_status_pattern         = "\\bstatus=(\\S+)"
+  watch_oldest_pending_pattern = "\\boldest_pending_seconds=([0-9.]+)"
+  stale_regions_query          = "${local.watch_line_filter} | extend region = extract(@\"${local.watch_region_pattern}\", 1, message), container = extract(@\"${local.container_pattern}\", 1, message), status = extract(@\"${local.watch_status_pattern}\", 1, message) | where status in (\"stale\", \"missing\") | project timestamp, region, container"
+  watch_lines_query            = "${local.watch_line_filter} | extend status = extract(@\"${local.watch_status_pattern}\", 1, message) | where status != \"unreadable\" | project timestamp"
+  oldest_pending_change_query  = "${local.watch_line_filter} | extend region = extract(@\"${local.watch_region_pattern}\", 1, message), container = extract(@\"${local.container_pattern}\", 1, message), oldest_pending_seconds = todouble(extract(@\"${local.watch_oldest_pending_pattern}\", 1, message)) | where isnotnull(oldest_pending_seconds) | project timestamp, region, container, oldest_pending_seconds"
 }
 
 resource "azurerm_user_assigned_identity" "this" {
@@ -301,6 +313,128 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "lag" {
     metric_measure_column   = "lag_seconds"
     operator                = "GreaterThan"
     threshold               = var.alert_lag_threshold_seconds
+
+    dimension {
+      name     = "container"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [var.alert_action_group_id]
+  }
+
+  auto_mitigation_enabled = true
+  tags                    = var.tags
+}
+
+# The lease watch's three alerts. Each region's app watches every region's leases, so a
+# region that stopped (no batch line, so neither alert above fires for it) is reported by
+# the others; and a region whose own watch falls silent is the alert of its own.
+
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "stale_region" {
+  name                 = "${var.name}-stale-region"
+  display_name         = "Cache invalidator ${var.region}: a region stopped renewing its leases"
+  description          = "Region ${var.region}'s lease watch reports a region whose leases were not renewed within LEASE_WATCH_STALE_SECONDS, or an expected region without leases: that region's caches get no invalidations."
+  resource_group_name  = var.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  severity             = 1
+  evaluation_frequency = var.alert_window
+  window_duration      = var.alert_window
+
+  criteria {
+    query                   = local.stale_regions_query
+    time_aggregation_method = "Count"
+    operator                = "GreaterThan"
+    threshold               = 0
+
+    dimension {
+      name     = "region"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    dimension {
+      name     = "container"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [var.alert_action_group_id]
+  }
+
+  auto_mitigation_enabled = true
+  tags                    = var.tags
+}
+
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "watch_silent" {
+  name                 = "${var.name}-watch-silent"
+  display_name         = "Cache invalidator ${var.region}: no lease watch line"
+  description          = "Region ${var.region}'s app logged no lease watch line that read the leases for ${var.alert_watch_silence_window}: the app is stopped, or cannot read the lease container."
+  resource_group_name  = var.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  severity             = 1
+  evaluation_frequency = var.alert_watch_silence_window
+  window_duration      = var.alert_watch_silence_window
+
+  criteria {
+    query                   = local.watch_lines_query
+    time_aggregation_method = "Count"
+    operator                = "LessThan"
+    threshold               = 1
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [var.alert_action_group_id]
+  }
+
+  auto_mitigation_enabled = true
+  tags                    = var.tags
+}
+
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "oldest_pending_change" {
+  name                 = "${var.name}-oldest-pending-change"
+  display_name         = "Cache invalidator ${var.region}: a region's oldest pending change nears the soft-delete TTL"
+  description          = "Region ${var.region}'s lease watch reports a change not yet handed to a region's function for more than ${var.alert_pending_change_age_seconds} s: past the soft-delete TTL that region loses the delete for good."
+  resource_group_name  = var.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  severity             = 1
+  evaluation_frequency = var.alert_window
+  window_duration      = var.alert_window
+
+  criteria {
+    query                   = local.oldest_pending_change_query
+    time_aggregation_method = "Maximum"
+    metric_measure_column   = "oldest_pending_seconds"
+    operator                = "GreaterThan"
+    threshold               = var.alert_pending_change_age_seconds
+
+    dimension {
+      name     = "region"
+      operator = "Include"
+      values   = ["*"]
+    }
 
     dimension {
       name     = "container"

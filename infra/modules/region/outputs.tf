@@ -42,10 +42,13 @@ output "cosmosdb_role_assignment" {
 }
 
 output "alert_queries" {
-  description = "The log queries behind the two alerts, to run by hand in Application Insights."
+  description = "The log queries behind the alerts, to run by hand in Application Insights."
   value = {
-    failed_batches = local.failed_batches_query
-    lag_seconds    = local.lag_seconds_query
+    failed_batches        = local.failed_batches_query
+    lag_seconds           = local.lag_seconds_query
+    stale_regions         = local.stale_regions_query
+    watch_lines           = local.watch_lines_query
+    oldest_pending_change = local.oldest_pending_change_query
   }
 }
 

@@ -232,3 +232,23 @@ variable "alert_window" {
     error_message = "alert_window must be one of PT1M, PT5M, PT10M, PT15M, PT30M, PT45M or PT1H, got \"${var.alert_window}\"."
   }
 }
+
+variable "alert_watch_silence_window" {
+  type        = string
+  description = "Alert when the app logs no lease watch line that read the leases for this long (ISO 8601)."
+
+  validation {
+    condition     = contains(["PT5M", "PT10M", "PT15M", "PT30M", "PT45M", "PT1H"], var.alert_watch_silence_window)
+    error_message = "alert_watch_silence_window must be one of PT5M, PT10M, PT15M, PT30M, PT45M or PT1H, got \"${var.alert_watch_silence_window}\"."
+  }
+}
+
+variable "alert_pending_change_age_seconds" {
+  type        = number
+  description = "Alert when the lease watch reports a change pending for a region longer than this: the soft-delete TTL less a margin."
+
+  validation {
+    condition     = var.alert_pending_change_age_seconds > 0
+    error_message = "alert_pending_change_age_seconds must be above 0, got ${var.alert_pending_change_age_seconds}."
+  }
+}
