@@ -461,9 +461,9 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
             break  # the leases left unestimated show no pending count; the renewals are judged all the same
         try:
             pending[lease_id] = pending_work(container, rid, lease, charges)
-        except CosmosHttpResponseError as exc:
-            # One lease's feed refused (a continuation this account cannot read): that lease goes unestimated.
-            log.debug("Lease watch: lease %s not estimated: %s", lease_id, exc.status_code)
+        except (CosmosHttpResponseError, ValueError) as exc:
+            # One lease's feed refused, or a continuation the SDK cannot take: that lease goes unestimated.
+            log.debug("Lease watch: lease %s not estimated: %s", lease_id, type(exc).__name__)
     return by_container, pending
 
 
