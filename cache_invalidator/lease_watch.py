@@ -56,7 +56,6 @@ log = logging.getLogger("cache_invalidator")
 HEALTHY, STALE, BEHIND, MISSING, UNREADABLE = "healthy", "stale", "behind", "missing", "unreadable"
 _LEVELS = {HEALTHY: logging.INFO, STALE: logging.WARNING, BEHIND: logging.WARNING,
            MISSING: logging.ERROR, UNREADABLE: logging.ERROR}
-_SHOWN_OWNERS = 5
 # A region's lease prefix is `<cluster>-<container>`; without a CLUSTER_ID it is `<container>`.
 NO_CLUSTER = "(none)"
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -374,11 +373,12 @@ class _Charges:
             pass
 
 
-def open_client(env: Mapping[str, str], trigger: TriggerSettings, timeout: float):
+def open_client(env: Mapping[str, str], trigger: TriggerSettings, timeout: float, *, operator: bool = False):
     """(client, endpoint, setting): an azure-cosmos client through the triggers' connection `COSMOSDB`.
 
     The connection string's key when COSMOSDB is set (the host prefers it too), else the managed identity named by
-    COSMOSDB__credential / COSMOSDB__clientId, as the extension reads an identity-based connection.
+    COSMOSDB__credential / COSMOSDB__clientId, as the extension reads an identity-based connection. On an
+    operator's machine (`check`) there is no managed identity: DefaultAzureCredential finds their sign-in.
     """
     from azure.cosmos import CosmosClient
 
@@ -391,7 +391,7 @@ def open_client(env: Mapping[str, str], trigger: TriggerSettings, timeout: float
     else:
         endpoint = (env.get("COSMOSDB__accountEndpoint") or "").strip()
         client_id = (env.get("COSMOSDB__clientId") or "").strip() or None
-        if (env.get("COSMOSDB__credential") or "").strip().lower() == "managedidentity":
+        if not operator and (env.get("COSMOSDB__credential") or "").strip().lower() == "managedidentity":
             from azure.identity import ManagedIdentityCredential
 
             credential = ManagedIdentityCredential(client_id=client_id)
@@ -405,8 +405,6 @@ def open_client(env: Mapping[str, str], trigger: TriggerSettings, timeout: float
         # Bounded: a run must end well within its own budget, never hold a worker thread long.
         "connection_timeout": max(1, int(timeout / 2)), "timeout": timeout, "retry_total": 2,
         "retry_connect": 1, "retry_read": 1, "retry_backoff_max": 2,
-        # The lease container is read where it is, not failed over to, within one run.
-        "enable_endpoint_discovery": False,
     }
     if trigger.preferred_locations:
         options["preferred_locations"] = [loc.strip() for loc in trigger.preferred_locations.split(",") if loc.strip()]
@@ -493,9 +491,10 @@ def pending_work(container, container_rid: str, lease: Lease, charges: _Charges)
 class LeaseWatch:
     """The timer function's work: settings parsed on the first run, one client kept between runs."""
 
-    def __init__(self, env: Mapping[str, str], trigger: TriggerSettings):
+    def __init__(self, env: Mapping[str, str], trigger: TriggerSettings, *, operator: bool = False):
         self._env = env
         self._trigger = trigger
+        self._operator = operator  # run by `check` on an operator's machine, not in the Function App
         self._client = None
         self._lock = threading.Lock()
 
@@ -538,7 +537,8 @@ class LeaseWatch:
         containers = [self._trigger.whisks_container, self._trigger.subjects_container]
         try:
             if self._client is None:
-                self._client = open_client(self._env, self._trigger, settings.timeout_seconds)
+                self._client = open_client(self._env, self._trigger, settings.timeout_seconds,
+                                           operator=self._operator)
             client, endpoint, _ = self._client
             by_container, pending = read_region_leases(client, endpoint, self._trigger, deadline, charges)
         except Exception as exc:  # a failure to read is the finding; the next run opens a new client

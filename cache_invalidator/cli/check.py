@@ -605,7 +605,7 @@ def lease_watch_section(report: Report, env: Mapping[str, str], trigger: Optiona
             return
         from ..lease_watch import LeaseWatch
 
-        watch = LeaseWatch(env, trigger)
+        watch = LeaseWatch(env, trigger, operator=True)
         try:
             run = watch.look()
         finally:
