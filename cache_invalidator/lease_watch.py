@@ -495,6 +495,7 @@ class LeaseWatch:
         self._env = env
         self._trigger = trigger
         self._operator = operator  # run by `check` on an operator's machine, not in the Function App
+        self._settings: "WatchSettings | SettingsError | None" = None
         self._client = None
         self._lock = threading.Lock()
 
@@ -509,10 +510,9 @@ class LeaseWatch:
         started = time.monotonic()
         watcher = self._trigger.cluster_id or NO_CLUSTER
         charges = _Charges()
-        try:
-            settings = WatchSettings.from_env(self._env)
-        except SettingsError as error:
-            run = WatchRun(watcher, [RegionFinding("*", "*", UNREADABLE, reason=str(error))])
+        settings = self.settings
+        if isinstance(settings, SettingsError):
+            run = WatchRun(watcher, [RegionFinding("*", "*", UNREADABLE, reason=str(settings))])
         else:
             # One run at a time: a slow run and the next timer tick would otherwise double the reads.
             if not self._lock.acquire(blocking=False):
@@ -527,6 +527,16 @@ class LeaseWatch:
         run.requests = charges.requests
         run.duration_ms = (time.monotonic() - started) * 1000
         return run
+
+    @property
+    def settings(self) -> "WatchSettings | SettingsError":
+        """The watch's settings, parsed on the first run and kept; a bad one is kept as its error, to report."""
+        if self._settings is None:
+            try:
+                self._settings = WatchSettings.from_env(self._env)
+            except SettingsError as error:
+                self._settings = error
+        return self._settings
 
     def close(self) -> None:
         self._drop_client()

@@ -151,3 +151,16 @@ def test_the_watch_line_has_the_fields_in_text_and_record_at_the_findings_level(
                  "oldest_pending_seconds=None request_charge=12.0 duration_ms=21.2 reason=-")]
     assert (caplog.records[0].region, caplog.records[0].status, caplog.records[0].renewed_seconds_ago) == (
         "us", "stale", 130.0)
+
+
+def test_a_bad_watch_setting_is_a_finding_naming_it_not_an_exception(caplog):
+    from cache_invalidator.lease_watch import LeaseWatch
+    from cache_invalidator.settings import TriggerSettings
+    from tests.app_loading import BASE_SETTINGS
+
+    env = {**BASE_SETTINGS, "CLUSTER_ID": "eu", "LEASE_WATCH_STALE_SECONDS": "soon"}
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        run = LeaseWatch(env, TriggerSettings.from_env(env)).run()
+    assert [(f.region, f.status, f.reason) for f in run.findings] == [
+        ("*", "unreadable", "setting LEASE_WATCH_STALE_SECONDS: expected a whole number, got 'soon'")]
+    assert [r.levelname for r in caplog.records if r.msg.startswith("Lease watch ")] == ["ERROR"]
