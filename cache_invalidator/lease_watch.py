@@ -280,16 +280,20 @@ def judge_region(region: str, container: str, prefix: Optional[str], leases: lis
         pending_changes=sum(work.changes for work in estimates) if estimates else None,
         oldest_pending_seconds=None if oldest_pending is None else round(oldest_pending, 1),
     )
+    unestimated = len(leases) - len(estimates)
+    # Leases the run had no time for, or whose feed refused the read, are left out of pending_changes: say so.
+    note = (f"; {unestimated} of {len(leases)} lease(s) not estimated (LEASE_WATCH_TIMEOUT_SECONDS, or a "
+            f"continuation the account refused)") if unestimated else ""
     if renewed_ago is None or renewed_ago > settings.stale_seconds:
         when = "never" if renewed_ago is None else f"{renewed_ago:.0f} s ago"
         return RegionFinding(region, container, STALE, **finding,
                              reason=f"leases last renewed {when}, over {settings.stale_seconds} s "
-                                    f"(LEASE_WATCH_STALE_SECONDS): no instance of the region's app holds them")
+                                    f"(LEASE_WATCH_STALE_SECONDS): no instance of the region's app holds them{note}")
     if oldest_pending is not None and oldest_pending > settings.pending_seconds:
         return RegionFinding(region, container, BEHIND, **finding,
                              reason=f"oldest change not yet handed to the region's function is {oldest_pending:.0f} s "
-                                    f"old, over {settings.pending_seconds} s (LEASE_WATCH_PENDING_SECONDS)")
-    return RegionFinding(region, container, HEALTHY, **finding)
+                                    f"old, over {settings.pending_seconds} s (LEASE_WATCH_PENDING_SECONDS){note}")
+    return RegionFinding(region, container, HEALTHY, **finding, reason=note[2:])
 
 
 def judge(leases_by_prefix: Mapping[str, Mapping[str, list[Lease]]], pending: Mapping[str, PendingWork],

@@ -122,3 +122,35 @@ def renew_leases(database, ids, *, lease_container=LEASES):
         document = leases.read_item(lease_id, partition_key=lease_id)
         leases.replace_item(lease_id, {**document, "timestamp": lease_timestamp()}, etag=document["_etag"],
                             match_condition=MatchConditions.IfNotModified)
+
+
+def feed_range_of(bounds):
+    low, high = bounds
+    return {"Range": {"min": low, "max": high, "isMinInclusive": True, "isMaxInclusive": False}}
+
+
+class Checkpoints:
+    """The etag a processor would checkpoint after handing the first `handed` changes of each feed range.
+
+    A continuation for write_leases or write_java_leases: called with a range's (min, max), it reads that range's
+    change feed and gives the read's `etag` response header, which the .NET processor stores as the lease's
+    ContinuationToken (AutoCheckpointer, after the delegate returned). `count` adds up the changes handed.
+    """
+
+    def __init__(self, container, handed=None):
+        self.container = container
+        self.handed = handed  # None: every change so far
+        self.count = 0  # changes handed over, across the ranges
+
+    def __call__(self, bounds):
+        headers = []
+        # Copied at once: the SDK later replaces the etag in the same headers with its own continuation form.
+        hook = lambda response: headers.append(dict(response.http_response.headers))  # noqa: E731
+        if self.handed is None:
+            pages = self.container.query_items_change_feed(feed_range=feed_range_of(bounds), start_time="Now",
+                                                           raw_response_hook=hook).by_page()
+        else:
+            pages = self.container.query_items_change_feed(feed_range=feed_range_of(bounds), start_time="Beginning",
+                                                           max_item_count=self.handed, raw_response_hook=hook).by_page()
+        self.count += len(list(next(pages, [])))
+        return headers[-1]["etag"]

@@ -164,3 +164,11 @@ def test_a_bad_watch_setting_is_a_finding_naming_it_not_an_exception(caplog):
     assert [(f.region, f.status, f.reason) for f in run.findings] == [
         ("*", "unreadable", "setting LEASE_WATCH_STALE_SECONDS: expected a whole number, got 'soon'")]
     assert [r.levelname for r in caplog.records if r.msg.startswith("Lease watch ")] == ["ERROR"]
+
+
+def test_leases_left_unestimated_are_named_in_the_reason():
+    found = judge({"whisks": {"eu-whisks": [lease("a"), lease("b")]}}, {"a": PendingWork(2, NOW - 5)}, ["whisks"],
+                  SETTINGS, NOW)
+    assert [(f.status, f.pending_changes, f.reason) for f in found] == [
+        (HEALTHY, 2, "1 of 2 lease(s) not estimated (LEASE_WATCH_TIMEOUT_SECONDS, or a continuation the account "
+                     "refused)")]

@@ -14,7 +14,7 @@ from azure.cosmos import PartitionKey
 
 from cache_invalidator.lease_watch import LeaseWatch
 from cache_invalidator.settings import TriggerSettings
-from tests.lease_documents import LEASES, renew_leases, write_java_leases, write_leases
+from tests.lease_documents import LEASES, Checkpoints, renew_leases, write_java_leases, write_leases
 
 
 @pytest.fixture
@@ -32,33 +32,6 @@ def settings_of(cosmos_emulator, database, cluster_id, **watch):
 
 def watch_of(settings):
     return LeaseWatch(settings, TriggerSettings.from_env(settings))
-
-
-def feed_range_of(bounds):
-    low, high = bounds
-    return {"Range": {"min": low, "max": high, "isMinInclusive": True, "isMaxInclusive": False}}
-
-
-class Checkpoints:
-    """The etag a processor would checkpoint after handing the first `handed` changes of each feed range."""
-
-    def __init__(self, container, handed=None):
-        self.container = container
-        self.handed = handed  # None: every change so far
-        self.count = 0  # changes handed over, across the ranges
-
-    def __call__(self, bounds):
-        headers = []
-        # Copied at once: the SDK later replaces the etag in the same headers with its own continuation form.
-        hook = lambda response: headers.append(dict(response.http_response.headers))  # noqa: E731
-        if self.handed is None:
-            pages = self.container.query_items_change_feed(feed_range=feed_range_of(bounds), start_time="Now",
-                                                           raw_response_hook=hook).by_page()
-        else:
-            pages = self.container.query_items_change_feed(feed_range=feed_range_of(bounds), start_time="Beginning",
-                                                           max_item_count=self.handed, raw_response_hook=hook).by_page()
-        self.count += len(list(next(pages, [])))
-        return headers[-1]["etag"]
 
 
 def write_documents(database, container, count):

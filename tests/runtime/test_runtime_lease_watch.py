@@ -1,15 +1,17 @@
 """The lease watch's timer function, indexed and invoked by the worker runtime as the host invokes a timer trigger.
 
-Two regions' leases are written into the emulator as the .NET processor writes them (tests/lease_documents.py):
-westeurope's just renewed, eastus's last renewed ten minutes ago. The worker runs westeurope's app; the
-invocation carries the timer extension's TimerInfo (tests/runtime/worker_host.py, invoke_timer). What comes back
-is the worker's RpcLog stream, which is what the host writes to the app's logs and the alerts read.
+Two regions' leases are written into the emulator as the .NET processor writes them (tests/lease_documents.py).
+The worker runs westeurope's app with a stale threshold of 2 s; westeurope renews its leases, eastus's are left
+to expire. The invocation carries the timer extension's TimerInfo (tests/runtime/worker_host.py, invoke_timer).
+What comes back is the worker's RpcLog stream, which is what the host writes to the app's logs and the alerts read.
 """
+
+import time
 
 import pytest
 from azure.cosmos import PartitionKey
 
-from tests.lease_documents import LEASES, write_leases
+from tests.lease_documents import LEASES, Checkpoints, renew_leases, write_leases
 
 # RpcLog.Level in FunctionRpc.proto.
 INFORMATION, WARNING, ERROR = 2, 3, 4
@@ -31,14 +33,22 @@ def field(message, name):
     return message.split(f" {name}=", 1)[1].split(" ", 1)[0]
 
 
-def test_the_timer_function_logs_a_warning_for_the_stale_region_and_info_for_the_healthy_one(
+def test_the_timer_function_logs_a_warning_for_the_region_left_to_expire_and_info_for_the_healthy_one(
         start_worker, cosmos_emulator, database):
-    for region, ago in (("westeurope", 0.0), ("eastus", 600.0)):
+    ids = {}
+    for region in ("westeurope", "eastus"):
         for container in ("whisks", "subjects"):
-            write_leases(database, container, f"{region}-{container}", cosmos_emulator.endpoint,
-                         [f"{region}-host"], continuation=None, renewed_seconds_ago=ago)
+            ids[region, container] = write_leases(
+                database, container, f"{region}-{container}", cosmos_emulator.endpoint, [f"{region}-host"],
+                continuation=Checkpoints(database.get_container_client(container)))
     host = start_worker({"COSMOSDB": cosmos_emulator.connection_string, "COSMOSDB_NAME": database.id,
-                         "CLUSTER_ID": "westeurope", "LEASE_WATCH_REGIONS": "westeurope,eastus"})
+                         "CLUSTER_ID": "westeurope", "LEASE_WATCH_REGIONS": "westeurope,eastus",
+                         "LEASE_WATCH_STALE_SECONDS": "2"})
+    assert host.invoke_timer("watch_leases") == ("Success", "")
+    assert {field(text, "status") for _, text in watch_lines(host)} == {"healthy"}
+    host.logs.clear()
+    time.sleep(2.5)  # eastus's app has stopped; westeurope's renews its leases
+    renew_leases(database, ids["westeurope", "whisks"] + ids["westeurope", "subjects"])
     status, message = host.invoke_timer("watch_leases")
     assert (status, message) == ("Success", "")
     found = sorted((level, field(text, "region"), field(text, "container"), field(text, "status"))
@@ -46,6 +56,9 @@ def test_the_timer_function_logs_a_warning_for_the_stale_region_and_info_for_the
     assert found == [(INFORMATION, "westeurope", "subjects", "healthy"), (INFORMATION, "westeurope", "whisks", "healthy"),
                      (WARNING, "eastus", "subjects", "stale"), (WARNING, "eastus", "whisks", "stale")]
     assert all(field(text, "watcher") == "westeurope" for _, text in watch_lines(host))
+    charge = field(watch_lines(host)[0][1], "request_charge")
+    print(f"\nthe timer function's run through the runtime: request_charge={charge} RU for "
+          f"{sum(len(v) for v in ids.values())} leases")
 
 
 def test_the_timer_function_reports_a_missing_lease_container_and_succeeds(start_worker, cosmos_emulator,
