@@ -417,14 +417,20 @@ def open_client(env: Mapping[str, str], trigger: TriggerSettings, timeout: float
     return CosmosClient(endpoint, credential=credential, **options), endpoint, setting
 
 
-def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline: float, charges: _Charges):
-    """(leases by container and prefix, pending work by lease id): the lease container read and each lease estimated."""
+def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline: float, charges: _Charges,
+                       until: float):
+    """(leases by container and prefix, pending work by lease id): the lease container read and each lease estimated.
+
+    No lease estimate starts after `deadline`, and no request outlives `until` (both time.monotonic()).
+    """
     from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
-    hook = {"raw_response_hook": charges}
+    def hook() -> dict:
+        """Every request's options: the charge counter, and what is left of the run's time as its timeout."""
+        return {"raw_response_hook": charges, "timeout": max(0.5, until - time.monotonic())}
     database = client.get_database_client(trigger.database)
     try:
-        database_rid = database.read(**hook)["_rid"]
+        database_rid = database.read(**hook())["_rid"]
     except CosmosResourceNotFoundError:
         raise WatchUnreadable(f"database {trigger.database!r} (COSMOSDB_NAME) does not exist") from None
     monitored = {}
@@ -432,12 +438,12 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
                           ("COSMOSDB_SUBJECTS_CONTAINER", trigger.subjects_container)):
         container = database.get_container_client(name)
         try:
-            monitored[name] = (container, container.read(**hook)["_rid"])
+            monitored[name] = (container, container.read(**hook())["_rid"])
         except CosmosResourceNotFoundError:
             raise WatchUnreadable(f"container {name!r} ({setting}) does not exist") from None
     lease_container = database.get_container_client(trigger.lease_container)
     try:
-        documents = list(lease_container.query_items("SELECT * FROM c", enable_cross_partition_query=True, **hook))
+        documents = list(lease_container.query_items("SELECT * FROM c", enable_cross_partition_query=True, **hook()))
     except CosmosResourceNotFoundError:
         raise WatchUnreadable(f"lease container {trigger.lease_container!r} (COSMOSDB_LEASE_CONTAINER) does not "
                               f"exist in database {trigger.database!r}") from None
@@ -462,18 +468,22 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
         if time.monotonic() > deadline:
             break  # the leases left unestimated show no pending count; the renewals are judged all the same
         try:
-            pending[lease_id] = pending_work(container, rid, lease, charges)
+            pending[lease_id] = pending_work(container, rid, lease, hook())
         except (CosmosHttpResponseError, ValueError) as exc:
             # One lease's feed refused, or a continuation the SDK cannot take: that lease goes unestimated.
             log.debug("Lease watch: lease %s not estimated: %s", lease_id, type(exc).__name__)
     return by_container, pending
 
 
-def pending_work(container, container_rid: str, lease: Lease, charges: _Charges) -> PendingWork:
-    """The estimator's read: at most one change from the lease's continuation, over the lease's feed range."""
+def pending_work(container, container_rid: str, lease: Lease, request: dict) -> PendingWork:
+    """The estimator's read: at most one change from the lease's continuation, over the lease's feed range.
+
+    `request` holds the read's options: `raw_response_hook` (a _Charges) and `timeout`.
+    """
     if lease.continuation is None:
         return PendingWork(1)  # as the estimator: no continuation yet, so at least one change may be pending
-    options: dict = {"max_item_count": 1, "raw_response_hook": charges}
+    charges = request["raw_response_hook"]
+    options: dict = {"max_item_count": 1, **request}
     if lease.feed_range is not None:
         # azure-cosmos resumes a feed range from its own continuation form: the lease's etag and range in it.
         low, high = lease.feed_range
@@ -554,7 +564,8 @@ class LeaseWatch:
                 self._client = open_client(self._env, self._trigger, settings.timeout_seconds,
                                            operator=self._operator)
             client, endpoint, _ = self._client
-            by_container, pending = read_region_leases(client, endpoint, self._trigger, deadline, charges)
+            by_container, pending = read_region_leases(client, endpoint, self._trigger, deadline, charges,
+                                                       until=started + settings.timeout_seconds)
         except Exception as exc:  # a failure to read is the finding; the next run opens a new client
             self._drop_client()
             return WatchRun(watcher, [RegionFinding("*", "*", UNREADABLE, reason=self._describe(exc))])
