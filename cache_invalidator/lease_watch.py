@@ -214,7 +214,9 @@ def estimate(session_token: Optional[str], first_change: Optional[Mapping],
     """GetRemainingWorkAsync's estimate from a read of at most one change from the lease's continuation.
 
     Where the change carries no `_lsn` (the emulator writes none; an account does), the continuation's own LSN
-    stands in for "the first change's LSN - 1": it is the LSN of the last change handed over.
+    stands in for "the first change's LSN - 1": it is the LSN of the last change handed over. That difference,
+    latest LSN less the lease's continuation LSN, is how the Java processor estimates its own lag
+    (azure-sdk-for-java, changefeed/epkversion/ChangeFeedProcessorImplBase.getCurrentState).
     """
     latest = session_lsn(session_token)
     if first_change is None:

@@ -18,8 +18,9 @@ The Functions host passes the trigger's leaseContainerPrefix as the lease prefix
 
 Microsoft's Java processor (Azure/azure-sdk-for-java, sdk/cosmos/azure-cosmos/src/main/java/com/azure/cosmos/
 implementation/changefeed/) writes its EPK-based leases otherwise (`write_java_leases`), as
-epkversion/ServiceItemLeaseV1.java serialises them: id `<store prefix>..<min>-<max>` (epkversion/
-LeaseStoreManagerImpl.createLeaseIfNotExist makes the lease token from the range's bounds), LeaseToken, Owner,
+epkversion/ServiceItemLeaseV1.java serialises them: id `<store prefix>..<min>-<max>`, the store prefix made
+as .NET makes it, with resource ids (epkversion/ChangeFeedProcessorImplBase.getLeasePrefix), and the lease
+token from the range's bounds (epkversion/LeaseStoreManagerImpl.createLeaseIfNotExist), LeaseToken, Owner,
 timestamp (an Instant's text), version 1 (LeaseVersion.EPK_RANGE_BASED_LEASE), feedRange ({"Range": ...}) and a
 ContinuationToken that is base64 JSON of a ChangeFeedStateV1 (common/ChangeFeedStateV1.populatePropertyBag:
 V, Rid, Mode, StartFrom, Continuation; the continuation's own bag, feedranges/
