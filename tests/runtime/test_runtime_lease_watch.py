@@ -71,3 +71,48 @@ def test_the_timer_function_reports_a_missing_lease_container_and_succeeds(start
     [(level, text)] = watch_lines(host)
     assert (status, level, field(text, "status")) == ("Success", ERROR, "unreadable"), text
     assert "lease container 'cache-invalidator-lease' (COSMOSDB_LEASE_CONTAINER) does not exist" in text
+
+
+def test_the_timer_function_reads_the_leases_microsofts_java_processor_writes(
+        start_instance, cosmos_emulator, cosmos_database, kafka_broker):
+    """Both regions run Microsoft's Java processor (tests/trigger_listener.py, handleLatestVersionChanges): its
+    EPK-range leases, renewed every second, are read, and once each lease's checkpoint follows the last change the
+    estimate is 0; then eastus's app stops, and westeurope's watch reports it stale."""
+    from tests.kafka_reading import new_topic_name
+    from tests.runtime.test_runtime_trigger_listener import wait_delivered
+    from tests.trigger_listener import wait_for
+    from tests.written_changes import (REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS, app_settings_over, with_containers,
+                                       write)
+
+    database = with_containers(cosmos_database)
+    write(database, "whisks", STAMPED_WHISKS)
+    write(database, "subjects", STAMPED_SUBJECTS)
+    instances = {}
+    for cluster_id in REGIONS:
+        topic = new_topic_name(f"cacheInvalidation-{cluster_id}")
+        kafka_broker.create_topic(topic)
+        settings = app_settings_over(cosmos_emulator, database, kafka_broker, topic, CLUSTER_ID=cluster_id,
+                                     COSMOSDB_FEED_POLL_DELAY_MS="100", LEASE_WATCH_REGIONS=",".join(REGIONS),
+                                     LEASE_WATCH_STALE_SECONDS="4")
+        instances[cluster_id] = start_instance(settings, f"{cluster_id}-1")
+    for instance in instances.values():
+        wait_delivered([instance], database)
+    watcher = instances["westeurope"].worker
+
+    def lines():
+        watcher.logs.clear()
+        assert watcher.invoke_timer("watch_leases") == ("Success", "")
+        return {(field(text, "region"), field(text, "container")): (
+            level, field(text, "status"), field(text, "leases"), field(text, "owners"), field(text, "pending_changes"))
+            for level, text in watch_lines(watcher)}
+
+    caught_up = {(region, container): (INFORMATION, "healthy", "4", "1", "0")
+                 for region in REGIONS for container in ("whisks", "subjects")}
+    seen = []
+    wait_for(lambda: seen.append(lines()) or seen[-1] == caught_up, 30, "every region's leases caught up")
+    instances["eastus"].close()  # eastus's app stops: its processors release the leases and renew them no more
+    time.sleep(5)
+    found = lines()
+    assert {key: value[:2] for key, value in found.items()} == {
+        ("westeurope", "whisks"): (INFORMATION, "healthy"), ("westeurope", "subjects"): (INFORMATION, "healthy"),
+        ("eastus", "whisks"): (WARNING, "stale"), ("eastus", "subjects"): (WARNING, "stale")}, found
