@@ -29,11 +29,8 @@ what it cost.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -43,11 +40,11 @@ from typing import Mapping, Optional, Sequence, Union
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.jvm_program import JvmProgram, tail
+
 SOURCE_DIR = Path(__file__).resolve().parent / "openwhisk_parser"
 SOURCE = SOURCE_DIR / "OpenWhiskParser.scala"
 POM = SOURCE_DIR / "pom.xml"
-CACHE = REPO_ROOT / ".cache" / "openwhisk-parser"
 MAIN_CLASS = "openwhiskparser.OpenWhiskParser"
 SCALA_VERSION = "2.12.10"
 SPRAY_JSON_VERSION = "1.3.5"
@@ -88,33 +85,7 @@ class ParseFailure:
 
 # -- fetching and compiling (once, cached) -----------------------------------
 
-_costs: dict[str, float] = {}
-
-
-def _digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).splitlines()[-lines:])
-
-
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    candidate = Path(java_home) / "bin" / "java" if java_home else None
-    if candidate is not None and os.access(candidate, os.X_OK):
-        return str(candidate)
-    found = shutil.which("java")
-    if not found:
-        raise OpenWhiskParserError("java not found on PATH or in JAVA_HOME; Java 17 runs OpenWhisk's parser")
-    return found
+_PROGRAM = JvmProgram("openwhisk-parser", SOURCE, POM, OpenWhiskParserError, "OpenWhisk's parser")
 
 
 def _jar(lib: Path, name: str) -> Path:
@@ -124,69 +95,19 @@ def _jar(lib: Path, name: str) -> Path:
     return matches[0]
 
 
-def _fetch_jars() -> Path:
-    lib = CACHE / f"lib-{_digest(POM)}"
-    if (lib / "COMPLETE").is_file():
-        return lib
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise OpenWhiskParserError("mvn not found on PATH; Maven fetches scala-compiler and spray-json once")
-    m2 = CACHE / "m2"
-    tmp = CACHE / f"lib.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    log = CACHE / "mvn.log"
-    cmd = [mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(POM), f"-Dmaven.repo.local={m2}",
-           "dependency:copy-dependencies", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
-    started = time.monotonic()
-    with open(log, "w") as out:
-        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if rc != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OpenWhiskParserError(f"fetching scala-compiler and spray-json with Maven failed (exit {rc}); "
-                                   f"is Maven Central reachable?\n--- tail of {log} ---\n{_tail(log)}")
-    for name in set(COMPILER_JARS) | set(RUNTIME_JARS):
-        _jar(tmp, name)
-    shutil.rmtree(lib, ignore_errors=True)
-    os.rename(tmp, lib)
-    shutil.rmtree(m2, ignore_errors=True)  # the jars are all we need
-    (lib / "COMPLETE").write_text("\n".join(sorted(p.name for p in lib.glob("*.jar"))) + "\n")
-    _costs["fetch"] = time.monotonic() - started
-    return lib
-
-
-def _compile(lib: Path) -> Path:
-    classes = CACHE / f"classes-{_digest(SOURCE, POM)}"
-    if (classes / "COMPLETE").is_file():
-        return classes
-    tmp = CACHE / f"classes.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    log = CACHE / "scalac.log"
+def _scalac(lib: Path, out: Path) -> list[str]:
     compiler_cp = os.pathsep.join(str(_jar(lib, name)) for name in COMPILER_JARS)
     runtime_cp = os.pathsep.join(str(_jar(lib, name)) for name in RUNTIME_JARS)
-    cmd = [_java(), "-cp", compiler_cp, "scala.tools.nsc.Main", "-deprecation", "-encoding", "UTF-8",
-           "-classpath", runtime_cp, "-d", str(tmp), str(SOURCE)]
-    started = time.monotonic()
-    with open(log, "w") as out:
-        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if rc != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OpenWhiskParserError(f"compiling {SOURCE.relative_to(REPO_ROOT)} with scalac {SCALA_VERSION} "
-                                   f"failed (exit {rc}):\n{_tail(log)}")
-    shutil.rmtree(classes, ignore_errors=True)
-    os.rename(tmp, classes)
-    (classes / "COMPLETE").write_text(f"{SOURCE.name} {_digest(SOURCE)}\n")
-    _costs["compile"] = time.monotonic() - started
-    return classes
+    return [_PROGRAM.tool("java"), "-cp", compiler_cp, "scala.tools.nsc.Main", "-deprecation", "-encoding", "UTF-8",
+            "-classpath", runtime_cp, "-d", str(out), str(SOURCE)]
 
 
 def build() -> str:
     """The parser's classpath: jars fetched and source compiled, each once."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        lib = _fetch_jars()
-        classes = _compile(lib)
+    lib, classes = _PROGRAM.build(
+        fetched="scala-compiler and spray-json",
+        check_jars=lambda lib: [_jar(lib, name) for name in set(COMPILER_JARS) | set(RUNTIME_JARS)],
+        compiler=f"scalac {SCALA_VERSION}", compile_command=_scalac)
     return os.pathsep.join([str(classes), *(str(_jar(lib, name)) for name in RUNTIME_JARS)])
 
 
@@ -204,7 +125,7 @@ class OpenWhiskParser:
         self._stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb")
         started = time.monotonic()
-        self._process = subprocess.Popen([_java(), "-Xss4m", "-cp", classpath, MAIN_CLASS],
+        self._process = subprocess.Popen([_PROGRAM.tool("java"), "-Xss4m", "-cp", classpath, MAIN_CLASS],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                          text=True, encoding="ascii", bufsize=1 << 16)
         self._lock = threading.Lock()
@@ -215,7 +136,7 @@ class OpenWhiskParser:
         first = self._process.stdout.readline()
         if first != "ready\n":
             self.close()
-            raise OpenWhiskParserError(f"OpenWhisk's parser did not start (said {first!r}):\n{_tail(stderr_path)}")
+            raise OpenWhiskParserError(f"OpenWhisk's parser did not start (said {first!r}):\n{tail(stderr_path)}")
         self.start_seconds = time.monotonic() - started
 
     def parse_all(self, values: Sequence[bytes]) -> list[Union[ParsedMessage, ParseFailure]]:
@@ -255,7 +176,7 @@ class OpenWhiskParser:
         if fields[:1] == ["error"] and len(fields) == 2:
             return ParseFailure(_text(fields[1]))
         raise OpenWhiskParserError(f"OpenWhisk's parser stopped answering (said {answer[:200]!r}):\n"
-                                   f"{_tail(self._stderr_path)}")
+                                   f"{tail(self._stderr_path)}")
 
     def close(self) -> None:
         if self._process.stdin:
@@ -332,8 +253,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     checked = sum(p.messages_checked for p in _parsers)
     refused = sum(p.refused for p in _parsers)
     seconds = sum(p.seconds for p in _parsers)
-    cold = (f"fetched with Maven in {_costs['fetch']:.1f} s" if "fetch" in _costs else "jars cached") + ", " + \
-           (f"compiled in {_costs['compile']:.1f} s" if "compile" in _costs else "classes cached")
+    cold = _PROGRAM.cost_summary()
     terminalreporter.section("OpenWhisk's parser", sep="=")
     terminalreporter.write_line(
         f"{checked} messages read by OpenWhisk's parser (spray-json {SPRAY_JSON_VERSION}, Scala {SCALA_VERSION}) "

@@ -24,9 +24,8 @@ names instead of their _rids; the EPK processor writes a ``.info`` under that pr
 looks for such leases to take over.
 
 The jars come from Maven Central through Maven (``tests/trigger_listener/pom.xml``) into
-``.cache/trigger-listener/lib-<hash of the pom>/``; the class is compiled with javac into
-``.cache/trigger-listener/classes-<hash of the source and the pom>/``, as tests/openwhisk_oracle.py does for
-OpenWhisk's parser: a marker file after each complete step, a file lock for concurrent runs.
+``.cache/trigger-listener/``, and the class is compiled with javac, once each (tests/jvm_program.py, as for
+OpenWhisk's parser).
 
 Nothing here depends on pytest: bench/ uses it too.
 """
@@ -34,12 +33,8 @@ Nothing here depends on pytest: bench/ uses it too.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import hashlib
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -48,15 +43,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.jvm_program import JvmProgram, tail
+
 SOURCE_DIR = Path(__file__).resolve().parent / "trigger_listener"
 SOURCE = SOURCE_DIR / "TriggerListener.java"
 POM = SOURCE_DIR / "pom.xml"
-CACHE = REPO_ROOT / ".cache" / "trigger-listener"
 MAIN_CLASS = "triggerlistener.TriggerListener"
 AZURE_COSMOS_VERSION = "4.81.0"
 START_TIMEOUT = 120.0
-FETCH_TIMEOUT = 900
+# How long a test waits for every written change to be handed and answered ok.
+DELIVERY_TIMEOUT = 120.0
 
 # The SDK's own defaults (ChangeFeedProcessorOptions): renew 17 s, acquire 13 s, expire 60 s.
 @dataclasses.dataclass(frozen=True)
@@ -91,98 +87,24 @@ class HandedBatch:
 
 # -- fetching and compiling (once, cached) -----------------------------------
 
-costs: dict[str, float] = {}
+PROGRAM = JvmProgram("trigger-listener", SOURCE, POM, TriggerListenerError,
+                     "Microsoft's change feed processor (tests/trigger_listener)")
 
 
-def _digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+def _check_jars(lib: Path) -> None:
+    if not (lib / f"azure-cosmos-{AZURE_COSMOS_VERSION}.jar").is_file():
+        raise TriggerListenerError(f"Maven fetched no azure-cosmos-{AZURE_COSMOS_VERSION}.jar into {lib}")
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).splitlines()[-lines:])
-
-
-def _tool(name: str) -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    candidate = Path(java_home) / "bin" / name if java_home else None
-    if candidate is not None and os.access(candidate, os.X_OK):
-        return str(candidate)
-    found = shutil.which(name)
-    if not found:
-        raise TriggerListenerError(f"{name} not found on PATH or in JAVA_HOME; Java 17 runs Microsoft's change "
-                                   f"feed processor (tests/trigger_listener)")
-    return found
-
-
-def _fetch_jars() -> Path:
-    lib = CACHE / f"lib-{_digest(POM)}"
-    if (lib / "COMPLETE").is_file():
-        return lib
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise TriggerListenerError("mvn not found on PATH; Maven fetches azure-cosmos once")
-    m2 = CACHE / "m2"
-    tmp = CACHE / f"lib.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    log = CACHE / "mvn.log"
-    cmd = [mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(POM), f"-Dmaven.repo.local={m2}",
-           "dependency:copy-dependencies", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
-    started = time.monotonic()
-    with open(log, "w") as out:
-        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             timeout=FETCH_TIMEOUT)
-    if rc != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise TriggerListenerError(f"fetching azure-cosmos {AZURE_COSMOS_VERSION} with Maven failed (exit {rc}); "
-                                   f"is Maven Central reachable?\n--- tail of {log} ---\n{_tail(log)}")
-    if not (tmp / f"azure-cosmos-{AZURE_COSMOS_VERSION}.jar").is_file():
-        raise TriggerListenerError(f"Maven fetched no azure-cosmos-{AZURE_COSMOS_VERSION}.jar into {tmp}")
-    shutil.rmtree(lib, ignore_errors=True)
-    os.rename(tmp, lib)
-    shutil.rmtree(m2, ignore_errors=True)  # the jars are all we need
-    (lib / "COMPLETE").write_text("\n".join(sorted(p.name for p in lib.glob("*.jar"))) + "\n")
-    costs["fetch"] = time.monotonic() - started
-    return lib
-
-
-def _compile(lib: Path) -> Path:
-    classes = CACHE / f"classes-{_digest(SOURCE, POM)}"
-    if (classes / "COMPLETE").is_file():
-        return classes
-    tmp = CACHE / f"classes.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    log = CACHE / "javac.log"
-    cmd = [_tool("javac"), "-encoding", "UTF-8", "-Xlint:deprecation", "-cp", str(lib / "*"), "-d", str(tmp),
-           str(SOURCE)]
-    started = time.monotonic()
-    with open(log, "w") as out:
-        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if rc != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise TriggerListenerError(f"compiling {SOURCE.relative_to(REPO_ROOT)} with javac failed (exit {rc}):\n"
-                                   f"{_tail(log)}")
-    shutil.rmtree(classes, ignore_errors=True)
-    os.rename(tmp, classes)
-    (classes / "COMPLETE").write_text(f"{SOURCE.name} {_digest(SOURCE)}\n")
-    costs["compile"] = time.monotonic() - started
-    return classes
+def _javac(lib: Path, out: Path) -> list[str]:
+    return [PROGRAM.tool("javac"), "-encoding", "UTF-8", "-Xlint:deprecation", "-cp", str(lib / "*"), "-d", str(out),
+            str(SOURCE)]
 
 
 def build() -> str:
     """The processor's classpath: jars fetched and the listener compiled, each once."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        lib = _fetch_jars()
-        classes = _compile(lib)
+    lib, classes = PROGRAM.build(fetched=f"azure-cosmos {AZURE_COSMOS_VERSION}", check_jars=_check_jars,
+                                 compiler="javac", compile_command=_javac)
     return os.pathsep.join([str(classes), str(lib / "*")])
 
 
@@ -245,7 +167,7 @@ class TriggerListener:
         started = time.monotonic()
         # Plain HTTP is refused unless this property allows it (the emulator speaks no TLS).
         self._process = subprocess.Popen(
-            [_tool("java"), "-Xmx256m", "-DCOSMOS.HTTP_CONNECTION_WITHOUT_TLS_ALLOWED=true",
+            [PROGRAM.tool("java"), "-Xmx256m", "-DCOSMOS.HTTP_CONNECTION_WITHOUT_TLS_ALLOWED=true",
              "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath, MAIN_CLASS, *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env={**os.environ, "COSMOS_KEY": key},
             text=True, encoding="utf-8", bufsize=1)
@@ -256,7 +178,7 @@ class TriggerListener:
         if not self._ready.wait(START_TIMEOUT) or self._process.poll() is not None:
             self.kill()
             raise TriggerListenerError(f"the change feed processor ({host_name}) did not start within "
-                                       f"{START_TIMEOUT:.0f} s:\n{_tail(stderr_path)}")
+                                       f"{START_TIMEOUT:.0f} s:\n{tail(stderr_path)}")
         self.start_seconds = time.monotonic() - started
 
     @property
@@ -321,7 +243,7 @@ class TriggerListener:
 
     @property
     def stderr(self) -> str:
-        return _tail(self._stderr_path, 60)
+        return tail(self._stderr_path, 60)
 
     # -- ending -----------------------------------------------------------------------------------
 
@@ -365,3 +287,26 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, poll: flo
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
         time.sleep(poll)
     return time.monotonic() - started
+
+
+def written(database, *containers):
+    """(id, _etag) of every document now in the containers: the changes the feed must hand over."""
+    return {(row["id"], row["_etag"]) for name in containers
+            for row in database.get_container_client(name).query_items(
+                "SELECT c.id, c._etag FROM c", enable_cross_partition_query=True)}
+
+
+def wait_delivered(instances, database, containers=("whisks", "subjects"), timeout=DELIVERY_TIMEOUT, ids=None):
+    """Waits until every change now in the containers (of these ids) was handed in a batch an instance answered ok."""
+    changes = {c for c in written(database, *containers) if ids is None or c[0] in ids}
+
+    def done():
+        return changes <= {c for instance in instances for c in instance.delivered()}
+
+    try:
+        wait_for(done, timeout, "every change delivered")
+    except TimeoutError:
+        missing = changes - {c for instance in instances for c in instance.delivered()}
+        stderr = "\n".join(f"--- {i.host_name} ---\n{i.stderr}" for i in instances)
+        raise AssertionError(f"{len(missing)} of {len(changes)} changes not delivered within {timeout:.0f} s, "
+                             f"e.g. {sorted(missing)[:3]}\n{stderr}") from None

@@ -115,9 +115,7 @@ def start_instance(start_worker, trigger_listener_classpath, tmp_path):
 
 def pytest_terminal_summary(terminalreporter):
     if "classpath" in _listener_build:
-        from tests.trigger_listener import AZURE_COSMOS_VERSION, costs
+        from tests.trigger_listener import AZURE_COSMOS_VERSION, PROGRAM
 
         terminalreporter.write_sep("-", "Microsoft's change feed processor")
-        fetched = f"fetched with Maven in {costs['fetch']:.1f} s" if "fetch" in costs else "jars cached"
-        compiled = f"compiled in {costs['compile']:.1f} s" if "compile" in costs else "classes cached"
-        terminalreporter.write_line(f"azure-cosmos {AZURE_COSMOS_VERSION} (Java): {fetched}, {compiled}")
+        terminalreporter.write_line(f"azure-cosmos {AZURE_COSMOS_VERSION} (Java): {PROGRAM.cost_summary()}")

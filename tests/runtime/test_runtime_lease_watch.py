@@ -79,8 +79,7 @@ def test_the_timer_function_reads_the_leases_microsofts_java_processor_writes(
     EPK-range leases, renewed every second, are read, and once each lease's checkpoint follows the last change the
     estimate is 0; then eastus's app stops, and westeurope's watch reports it stale."""
     from tests.kafka_reading import new_topic_name
-    from tests.runtime.test_runtime_trigger_listener import wait_delivered
-    from tests.trigger_listener import wait_for
+    from tests.trigger_listener import wait_delivered, wait_for
     from tests.written_changes import (REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS, app_settings_over, with_containers,
                                        write)
 

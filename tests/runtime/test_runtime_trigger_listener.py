@@ -16,46 +16,20 @@ import pytest
 
 from tests.kafka_reading import new_topic_name, read_topic
 from tests.lease_documents import LEASES
-from tests.trigger_listener import wait_for
+from tests.trigger_listener import DELIVERY_TIMEOUT, wait_delivered, wait_for, written
 from tests.written_changes import (POISON_SUBJECTS, REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS, SUBJECTS_CHANGED,
                                    SUBJECTS_CREATED, WHISKS_CHANGED, WHISKS_CREATED, app_settings_over,
                                    expected_messages, not_stamped_by, with_containers, write)
-
-DELIVERY_TIMEOUT = 120.0
-
 
 @pytest.fixture
 def database(cosmos_database):
     return with_containers(cosmos_database)
 
 
-def written(database, *containers):
-    """(id, _etag) of every document now in the containers: the changes the feed must hand over."""
-    return {(row["id"], row["_etag"]) for name in containers
-            for row in database.get_container_client(name).query_items(
-                "SELECT c.id, c._etag FROM c", enable_cross_partition_query=True)}
-
-
 def leases(database, prefix):
     """The lease documents (not the store's .info and .lock) whose ids start with `prefix`."""
     return [doc for doc in database.get_container_client(LEASES).read_all_items()
             if doc["id"].startswith(prefix) and "LeaseToken" in doc]
-
-
-def wait_delivered(instances, database, containers=("whisks", "subjects"), timeout=DELIVERY_TIMEOUT, ids=None):
-    """Waits until every change now in the containers (of these ids) was handed in a batch an instance answered ok."""
-    changes = {c for c in written(database, *containers) if ids is None or c[0] in ids}
-
-    def done():
-        return changes <= {c for instance in instances for c in instance.delivered()}
-
-    try:
-        wait_for(done, timeout, "every change delivered")
-    except TimeoutError:
-        missing = changes - {c for instance in instances for c in instance.delivered()}
-        stderr = "\n".join(f"--- {i.host_name} ---\n{i.stderr}" for i in instances)
-        raise AssertionError(f"{len(missing)} of {len(changes)} changes not delivered within {timeout:.0f} s, "
-                             f"e.g. {sorted(missing)[:3]}\n{stderr}") from None
 
 
 def region_settings(cosmos_emulator, database, kafka_broker, topic, **extra):
