@@ -166,7 +166,7 @@ variable "maximum_instance_count" {
 
 variable "always_ready_instance_count" {
   type        = number
-  description = "Instances kept warm for each of the two functions, unless the region says otherwise. 0 lets a region scale to zero, and the first change after a quiet spell then waits for a cold start before other regions' caches are invalidated."
+  description = "Instances kept warm for each of the two change-feed functions (the lease watch gets none), unless the region says otherwise. 0 lets a region scale to zero, and the first change after a quiet spell then waits for a cold start before other regions' caches are invalidated."
   default     = 1
 
   validation {

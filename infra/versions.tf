@@ -5,8 +5,8 @@ terraform {
   required_providers {
     azurerm = {
       source = "hashicorp/azurerm"
-      # Validated here against the provider's main of 2026-08-24 (after 5.2.0),
-      # which has azurerm_function_app_flex_consumption with identity-based storage.
+      # Validated here against the provider's main of 2026-08-24 (after 5.2.0). It plans
+      # everything but the Function App itself, which is azapi's (modules/region/main.tf).
       version = ">= 5.2.0, < 6.0.0"
     }
     azapi = {

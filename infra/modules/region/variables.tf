@@ -96,7 +96,7 @@ variable "maximum_instance_count" {
 
 variable "always_ready_instance_count" {
   type        = number
-  description = "Instances kept warm for each of the app's two functions; 0 for none."
+  description = "Instances kept warm for each of the app's two change-feed functions (the lease watch gets none); 0 for none."
 
   validation {
     condition     = var.always_ready_instance_count >= 0 && var.always_ready_instance_count <= 10
