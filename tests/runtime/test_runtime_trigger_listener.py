@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.host_driver import make_reporter
 from tests.kafka_reading import new_topic_name, read_topic
 from tests.lease_documents import LEASES
 from tests.trigger_listener import DELIVERY_TIMEOUT, wait_delivered, wait_for, written
@@ -24,6 +25,11 @@ from tests.written_changes import (POISON_SUBJECTS, REGIONS, STAMPED_SUBJECTS, S
 @pytest.fixture
 def database(cosmos_database):
     return with_containers(cosmos_database)
+
+
+@pytest.fixture
+def report(request, record_property):
+    return make_reporter(request, record_property)
 
 
 def leases(database, prefix):
@@ -112,7 +118,7 @@ def test_two_instances_of_a_region_share_its_leases(cosmos_emulator, kafka_broke
 
 
 def test_an_instance_killed_mid_batch_loses_nothing_once_the_other_takes_its_leases(
-        cosmos_emulator, kafka_broker, topic, database, start_instance):
+        cosmos_emulator, kafka_broker, topic, database, start_instance, report):
     settings = region_settings(cosmos_emulator, database, kafka_broker, topic, CLUSTER_ID="westeurope")
     doomed, survivor = start_instance(settings, "instance-a"), start_instance(settings, "instance-b")
 
@@ -142,7 +148,7 @@ def test_an_instance_killed_mid_batch_loses_nothing_once_the_other_takes_its_lea
     counts = collections.Counter(arrived)
     missing = [m for m in set(expected) if counts[m] == 0]
     duplicates = sum(n - 1 for n in counts.values() if n > 1)
-    print(f"\nSIGKILL mid-batch: {len(before) + len(during)} documents written, {len(expected)} messages "
+    report(f"[SIGKILL mid-batch] {len(before) + len(during)} documents written, {len(expected)} messages "
           f"expected, {len(arrived)} arrived ({len(set(arrived) & set(expected))} distinct expected), "
           f"{len(missing)} missing, {duplicates} duplicates; {len(held)} changes held by the killed instance "
           f"in {len(doomed.held())} batches; all delivered {took_over:.1f} s after the kill")
