@@ -13,7 +13,7 @@ from cache_invalidator.settings import WatchSettings
 from conftest import ACTION_GROUP_ID, SHARED, sasl_region
 from test_regions import REGIONS, known, kql_extracts
 
-ALERT = 'module.region["{}"].azurerm_monitor_scheduled_query_rules_alert_v2.{}'
+ALERT = 'module.region["{}"].azurerm_monitor_scheduled_query_rules_alert_v2.alert["{}"]'
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +100,8 @@ def test_each_region_has_the_three_watch_alerts_on_its_application_insights(regi
             assert criteria["query"] == queries(regions_plan, region)[
                 {"stale_region": "stale_regions", "watch_silent": "watch_lines",
                  "oldest_pending_change": "oldest_pending_change"}[alert]]
-    for alert in expected:
-        config = regions_plan.config(["region"], f"azurerm_monitor_scheduled_query_rules_alert_v2.{alert}")
-        assert "azurerm_application_insights.this.id" in config["expressions"]["scopes"]["references"]
+    config = regions_plan.config(["region"], "azurerm_monitor_scheduled_query_rules_alert_v2.alert")
+    assert "azurerm_application_insights.this.id" in config["expressions"]["scopes"]["references"]
 
 
 def test_the_pending_change_threshold_is_the_operators(terraform):

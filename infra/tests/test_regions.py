@@ -284,10 +284,10 @@ def test_alert_queries_pick_the_fields_out_of_the_apps_batch_line(regions_plan, 
 def test_alerts_watch_each_regions_application_insights_and_notify_the_action_group(regions_plan):
     for region in REGIONS:
         for alert, aggregation, threshold in (("failed_batches", "Count", 0), ("lag", "Maximum", 60)):
-            rule = regions_plan.after(f'module.region["{region}"].azurerm_monitor_scheduled_query_rules_alert_v2.{alert}')
+            rule = regions_plan.after(f'module.region["{region}"].azurerm_monitor_scheduled_query_rules_alert_v2.alert["{alert}"]')
             criteria = rule["criteria"][0]
             assert (criteria["time_aggregation_method"], criteria["threshold"]) == (aggregation, threshold)
             assert rule["action"][0]["action_groups"] == [ACTION_GROUP_ID]
-    config = regions_plan.config(["region"], "azurerm_monitor_scheduled_query_rules_alert_v2.lag")
+    config = regions_plan.config(["region"], "azurerm_monitor_scheduled_query_rules_alert_v2.alert")
     assert "azurerm_application_insights.this.id" in config["expressions"]["scopes"]["references"]
 

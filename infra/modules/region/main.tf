@@ -259,27 +259,102 @@ resource "azurerm_role_assignment" "key_vault_secrets_user" {
   principal_type       = "ServicePrincipal"
 }
 
-resource "azurerm_monitor_scheduled_query_rules_alert_v2" "failed_batches" {
-  name                 = "${var.name}-failed-batches"
-  display_name         = "Cache invalidator ${var.region}: change batches failed"
-  description          = "The app logged failed change batches: invalidations of region ${var.region} wait for Kafka and are retried."
+# The alert rules on each region's Application Insights: two on the batch line, and the
+# lease watch's three. Each region's app watches every region's leases, so a region that
+# stopped (no batch line, so neither batch-line alert fires for it) is reported by the
+# others; and a region whose own watch falls silent is the alert of its own.
+locals {
+  alert_rules = {
+    failed_batches = {
+      severity     = 1
+      display_name = "change batches failed"
+      description  = "The app logged failed change batches: invalidations of region ${var.region} wait for Kafka and are retried."
+      window       = var.alert_window
+      query        = local.failed_batches_query
+      aggregation  = "Count"
+      measure      = null
+      operator     = "GreaterThan"
+      threshold    = var.alert_failed_batches_threshold
+      dimensions   = ["container"]
+    }
+    lag = {
+      severity     = 2
+      display_name = "invalidations lag"
+      description  = "A change batch reached region ${var.region}'s Kafka more than ${var.alert_lag_threshold_seconds} s after its newest change."
+      window       = var.alert_window
+      query        = local.lag_seconds_query
+      aggregation  = "Maximum"
+      measure      = "lag_seconds"
+      operator     = "GreaterThan"
+      threshold    = var.alert_lag_threshold_seconds
+      dimensions   = ["container"]
+    }
+    stale_region = {
+      severity     = 1
+      display_name = "a region stopped renewing its leases"
+      description  = "Region ${var.region}'s lease watch reports a region whose leases were not renewed within LEASE_WATCH_STALE_SECONDS, or an expected region without leases: that region's caches get no invalidations."
+      window       = var.alert_window
+      query        = local.stale_regions_query
+      aggregation  = "Count"
+      measure      = null
+      operator     = "GreaterThan"
+      threshold    = 0
+      dimensions   = ["region", "container"]
+    }
+    watch_silent = {
+      severity     = 1
+      display_name = "no lease watch line"
+      description  = "Region ${var.region}'s app logged no lease watch line that read the leases for ${var.alert_watch_silence_window}: the app is stopped, or cannot read the lease container."
+      window       = var.alert_watch_silence_window
+      query        = local.watch_lines_query
+      aggregation  = "Count"
+      measure      = null
+      operator     = "LessThan"
+      threshold    = 1
+      dimensions   = []
+    }
+    oldest_pending_change = {
+      severity     = 1
+      display_name = "a region's oldest pending change nears the soft-delete TTL"
+      description  = "Region ${var.region}'s lease watch reports a change not yet handed to a region's function for more than ${var.alert_pending_change_age_seconds} s: past the soft-delete TTL that region loses the delete for good."
+      window       = var.alert_window
+      query        = local.oldest_pending_change_query
+      aggregation  = "Maximum"
+      measure      = "oldest_pending_seconds"
+      operator     = "GreaterThan"
+      threshold    = var.alert_pending_change_age_seconds
+      dimensions   = ["region", "container"]
+    }
+  }
+}
+
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "alert" {
+  for_each = local.alert_rules
+
+  name                 = "${var.name}-${replace(each.key, "_", "-")}"
+  display_name         = "Cache invalidator ${var.region}: ${each.value.display_name}"
+  description          = each.value.description
   resource_group_name  = var.resource_group_name
   location             = var.location
   scopes               = [azurerm_application_insights.this.id]
-  severity             = 1
-  evaluation_frequency = var.alert_window
-  window_duration      = var.alert_window
+  severity             = each.value.severity
+  evaluation_frequency = each.value.window
+  window_duration      = each.value.window
 
   criteria {
-    query                   = local.failed_batches_query
-    time_aggregation_method = "Count"
-    operator                = "GreaterThan"
-    threshold               = var.alert_failed_batches_threshold
+    query                   = each.value.query
+    time_aggregation_method = each.value.aggregation
+    metric_measure_column   = each.value.measure
+    operator                = each.value.operator
+    threshold               = each.value.threshold
 
-    dimension {
-      name     = "container"
-      operator = "Include"
-      values   = ["*"]
+    dynamic "dimension" {
+      for_each = each.value.dimensions
+      content {
+        name     = dimension.value
+        operator = "Include"
+        values   = ["*"]
+      }
     }
 
     failing_periods {
@@ -296,162 +371,13 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "failed_batches" {
   tags                    = var.tags
 }
 
-resource "azurerm_monitor_scheduled_query_rules_alert_v2" "lag" {
-  name                 = "${var.name}-lag"
-  display_name         = "Cache invalidator ${var.region}: invalidations lag"
-  description          = "A change batch reached region ${var.region}'s Kafka more than ${var.alert_lag_threshold_seconds} s after its newest change."
-  resource_group_name  = var.resource_group_name
-  location             = var.location
-  scopes               = [azurerm_application_insights.this.id]
-  severity             = 2
-  evaluation_frequency = var.alert_window
-  window_duration      = var.alert_window
-
-  criteria {
-    query                   = local.lag_seconds_query
-    time_aggregation_method = "Maximum"
-    metric_measure_column   = "lag_seconds"
-    operator                = "GreaterThan"
-    threshold               = var.alert_lag_threshold_seconds
-
-    dimension {
-      name     = "container"
-      operator = "Include"
-      values   = ["*"]
-    }
-
-    failing_periods {
-      minimum_failing_periods_to_trigger_alert = 1
-      number_of_evaluation_periods             = 1
-    }
-  }
-
-  action {
-    action_groups = [var.alert_action_group_id]
-  }
-
-  auto_mitigation_enabled = true
-  tags                    = var.tags
+# The two batch-line alerts were resources of their own before the lease watch's came.
+moved {
+  from = azurerm_monitor_scheduled_query_rules_alert_v2.failed_batches
+  to   = azurerm_monitor_scheduled_query_rules_alert_v2.alert["failed_batches"]
 }
 
-# The lease watch's three alerts. Each region's app watches every region's leases, so a
-# region that stopped (no batch line, so neither alert above fires for it) is reported by
-# the others; and a region whose own watch falls silent is the alert of its own.
-
-resource "azurerm_monitor_scheduled_query_rules_alert_v2" "stale_region" {
-  name                 = "${var.name}-stale-region"
-  display_name         = "Cache invalidator ${var.region}: a region stopped renewing its leases"
-  description          = "Region ${var.region}'s lease watch reports a region whose leases were not renewed within LEASE_WATCH_STALE_SECONDS, or an expected region without leases: that region's caches get no invalidations."
-  resource_group_name  = var.resource_group_name
-  location             = var.location
-  scopes               = [azurerm_application_insights.this.id]
-  severity             = 1
-  evaluation_frequency = var.alert_window
-  window_duration      = var.alert_window
-
-  criteria {
-    query                   = local.stale_regions_query
-    time_aggregation_method = "Count"
-    operator                = "GreaterThan"
-    threshold               = 0
-
-    dimension {
-      name     = "region"
-      operator = "Include"
-      values   = ["*"]
-    }
-
-    dimension {
-      name     = "container"
-      operator = "Include"
-      values   = ["*"]
-    }
-
-    failing_periods {
-      minimum_failing_periods_to_trigger_alert = 1
-      number_of_evaluation_periods             = 1
-    }
-  }
-
-  action {
-    action_groups = [var.alert_action_group_id]
-  }
-
-  auto_mitigation_enabled = true
-  tags                    = var.tags
-}
-
-resource "azurerm_monitor_scheduled_query_rules_alert_v2" "watch_silent" {
-  name                 = "${var.name}-watch-silent"
-  display_name         = "Cache invalidator ${var.region}: no lease watch line"
-  description          = "Region ${var.region}'s app logged no lease watch line that read the leases for ${var.alert_watch_silence_window}: the app is stopped, or cannot read the lease container."
-  resource_group_name  = var.resource_group_name
-  location             = var.location
-  scopes               = [azurerm_application_insights.this.id]
-  severity             = 1
-  evaluation_frequency = var.alert_watch_silence_window
-  window_duration      = var.alert_watch_silence_window
-
-  criteria {
-    query                   = local.watch_lines_query
-    time_aggregation_method = "Count"
-    operator                = "LessThan"
-    threshold               = 1
-
-    failing_periods {
-      minimum_failing_periods_to_trigger_alert = 1
-      number_of_evaluation_periods             = 1
-    }
-  }
-
-  action {
-    action_groups = [var.alert_action_group_id]
-  }
-
-  auto_mitigation_enabled = true
-  tags                    = var.tags
-}
-
-resource "azurerm_monitor_scheduled_query_rules_alert_v2" "oldest_pending_change" {
-  name                 = "${var.name}-oldest-pending-change"
-  display_name         = "Cache invalidator ${var.region}: a region's oldest pending change nears the soft-delete TTL"
-  description          = "Region ${var.region}'s lease watch reports a change not yet handed to a region's function for more than ${var.alert_pending_change_age_seconds} s: past the soft-delete TTL that region loses the delete for good."
-  resource_group_name  = var.resource_group_name
-  location             = var.location
-  scopes               = [azurerm_application_insights.this.id]
-  severity             = 1
-  evaluation_frequency = var.alert_window
-  window_duration      = var.alert_window
-
-  criteria {
-    query                   = local.oldest_pending_change_query
-    time_aggregation_method = "Maximum"
-    metric_measure_column   = "oldest_pending_seconds"
-    operator                = "GreaterThan"
-    threshold               = var.alert_pending_change_age_seconds
-
-    dimension {
-      name     = "region"
-      operator = "Include"
-      values   = ["*"]
-    }
-
-    dimension {
-      name     = "container"
-      operator = "Include"
-      values   = ["*"]
-    }
-
-    failing_periods {
-      minimum_failing_periods_to_trigger_alert = 1
-      number_of_evaluation_periods             = 1
-    }
-  }
-
-  action {
-    action_groups = [var.alert_action_group_id]
-  }
-
-  auto_mitigation_enabled = true
-  tags                    = var.tags
+moved {
+  from = azurerm_monitor_scheduled_query_rules_alert_v2.lag
+  to   = azurerm_monitor_scheduled_query_rules_alert_v2.alert["lag"]
 }
