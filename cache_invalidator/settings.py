@@ -155,6 +155,21 @@ def _integer(env: Mapping[str, str], name: str, default: Optional[int], minimum:
     return number
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float, maximum: float) -> float:
+    """A number of seconds from 1 to `maximum`: a bound that must stay below host.json's functionTimeout."""
+    text = _text(env, name)
+    if text is None:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise InvalidSetting(name, f"expected a number of seconds, got {text!r}") from None
+    if not 1 <= seconds <= maximum:
+        raise InvalidSetting(name, f"must be between 1 and {maximum:g} seconds (below host.json's functionTimeout), "
+                                   f"got {text}")
+    return seconds
+
+
 def _container_name(env: Mapping[str, str], name: str, default: str) -> str:
     value = _text(env, name) or default
     # Cosmos DB resource names may not contain these characters.
@@ -282,25 +297,12 @@ class WatchSettings:
                 raise InvalidSetting("LEASE_WATCH_REGIONS", f"{region!r} is not a cluster id (a lease prefix part)")
             if region not in regions:
                 regions.append(region)
-        timeout_text = _text(env, "LEASE_WATCH_TIMEOUT_SECONDS")
-        timeout = DEFAULT_WATCH_TIMEOUT_SECONDS
-        if timeout_text is not None:
-            try:
-                timeout = float(timeout_text)
-            except ValueError:
-                raise InvalidSetting("LEASE_WATCH_TIMEOUT_SECONDS",
-                                     f"expected a number of seconds, got {timeout_text!r}") from None
-            if not 1 <= timeout <= MAX_WATCH_TIMEOUT_SECONDS:
-                raise InvalidSetting(
-                    "LEASE_WATCH_TIMEOUT_SECONDS",
-                    f"must be between 1 and {MAX_WATCH_TIMEOUT_SECONDS:g} seconds "
-                    f"(below host.json's functionTimeout), got {timeout_text}",
-                )
         return cls(
             expected_regions=tuple(regions),
             stale_seconds=_integer(env, "LEASE_WATCH_STALE_SECONDS", DEFAULT_WATCH_STALE_SECONDS, minimum=1),
             pending_seconds=_integer(env, "LEASE_WATCH_PENDING_SECONDS", DEFAULT_WATCH_PENDING_SECONDS, minimum=1),
-            timeout_seconds=timeout,
+            timeout_seconds=_seconds(env, "LEASE_WATCH_TIMEOUT_SECONDS", DEFAULT_WATCH_TIMEOUT_SECONDS,
+                                     MAX_WATCH_TIMEOUT_SECONDS),
         )
 
 
@@ -411,21 +413,8 @@ def _kafka_settings(env: Mapping[str, str]) -> KafkaSettings:
         if not host or not port.isdigit():
             raise InvalidSetting("KAFKA_HOSTS", f"expected host:port[,host:port...], got {hosts!r}")
 
-    timeout_text = _text(env, "KAFKA_DELIVERY_TIMEOUT_SECONDS")
-    timeout = DEFAULT_DELIVERY_TIMEOUT_SECONDS
-    if timeout_text is not None:
-        try:
-            timeout = float(timeout_text)
-        except ValueError:
-            raise InvalidSetting(
-                "KAFKA_DELIVERY_TIMEOUT_SECONDS", f"expected a number of seconds, got {timeout_text!r}"
-            ) from None
-        if not 1 <= timeout <= MAX_DELIVERY_TIMEOUT_SECONDS:
-            raise InvalidSetting(
-                "KAFKA_DELIVERY_TIMEOUT_SECONDS",
-                f"must be between 1 and {MAX_DELIVERY_TIMEOUT_SECONDS:g} seconds "
-                f"(below host.json's functionTimeout), got {timeout_text}",
-            )
+    timeout = _seconds(env, "KAFKA_DELIVERY_TIMEOUT_SECONDS", DEFAULT_DELIVERY_TIMEOUT_SECONDS,
+                       MAX_DELIVERY_TIMEOUT_SECONDS)
 
     protocol = _text(env, "KAFKA_SECURITY_PROTOCOL")
     if protocol is not None:
