@@ -6,8 +6,8 @@ Run it with the runtime suite's Python 3.13 environment (made by scripts/test):
     .cache/venv-runtime-3.13/bin/python bench/end_to_end.py --writes 300 # a quick look
 
 It starts a Kafka broker (scripts/kafka, unless KAFKA_HOSTS is set) and a Cosmos DB emulator (scripts/cosmos), both
-in a temporary directory, and one app instance as the runtime suite does: a worker (tests/runtime/worker_host.py)
-and Microsoft's Java change feed processor (tests/trigger_listener.py) on both containers. A writer upserts whisks
+in a temporary directory, and one app instance as the runtime suite does: a worker (devhost/worker_host.py)
+and Microsoft's Java change feed processor (devhost/trigger_listener.py) on both containers. A writer upserts whisks
 documents at a steady rate; a consumer reads the topic. A document's time is from the moment its upsert returned
 to the moment the consumer received its message, so it holds the feed's poll delay, the processor's read, the
 hand-over to the worker, the function, Kafka's acknowledgement, and the read back.
@@ -42,8 +42,8 @@ from confluent_kafka import Consumer, Producer  # noqa: E402
 from cache_invalidator.settings import Settings  # noqa: E402
 from tests.app_loading import APP_SETTING_PREFIXES, BASE_SETTINGS  # noqa: E402
 from tests.lease_documents import LEASES  # noqa: E402
-from tests.runtime.worker_host import WorkerHost, compile_protos, worker_environment  # noqa: E402
-from tests.trigger_listener import AZURE_COSMOS_VERSION, TriggerListener, build, cosmos_triggers, wait_for  # noqa: E402
+from devhost.worker_host import WorkerHost, compile_protos, worker_environment  # noqa: E402
+from devhost.trigger_listener import AZURE_COSMOS_VERSION, TriggerListener, build, cosmos_triggers, wait_for  # noqa: E402
 
 RESULTS = BENCH / "results-end-to-end.json"
 

@@ -87,7 +87,7 @@ def _runtime_table(results) -> list[str]:
                 "(`.cache/venv-runtime-3.13`, made by `scripts/test`) was missing."]
     sizes = sorted(r["str"], key=int)
     return [
-        f"{r['runtime']} on Python {r['python']}, through `tests/runtime/worker_host.py` (pipes stand in for "
+        f"{r['runtime']} on Python {r['python']}, through `devhost/worker_host.py` (pipes stand in for "
         "the host's gRPC stream); InvocationRequest to InvocationResponse, median ms, the two apps taking turns.",
         "",
         _row(["trigger parameter", *[f"batch of {s}" for s in sizes]]),

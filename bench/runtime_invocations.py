@@ -4,7 +4,7 @@ Run by bench/run.py with the runtime suite's Python 3.13 environment
 (.cache/venv-runtime-3.13, made by scripts/test), with the app settings of the
 bench (KAFKA_HOSTS, KAFKA_TOPIC, ...) in its environment. For each annotation
 (`str`, as function_app.py has it, and `func.DocumentList`) it starts a worker
-through tests/runtime/worker_host.py, as the host starts one per app, and times
+through devhost/worker_host.py, as the host starts one per app, and times
 InvocationRequest to InvocationResponse for whisks batches of 10, 100 and
 1000, the two apps taking turns. The time is the host's side of the exchange:
 the worker's decoding, the function, Kafka's acknowledgements, and the
@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 from cache_invalidator.settings import Settings  # noqa: E402
 from cache_invalidator.translation import ContainerKind  # noqa: E402
 from tests.app_loading import APP_SETTING_PREFIXES  # noqa: E402
-from tests.runtime.worker_host import WorkerHost, compile_protos, worker_environment  # noqa: E402
+from devhost.worker_host import WorkerHost, compile_protos, worker_environment  # noqa: E402
 import workload  # noqa: E402
 
 ANNOTATIONS = {"str": "str", "DocumentList": "func.DocumentList"}

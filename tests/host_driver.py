@@ -12,7 +12,7 @@ The host's Cosmos DB trigger, per lease (one per monitored container):
 attempt. Both functions run side by side when two drivers run in two threads.
 It calls the app through `invoke(function_name, documents, retry_count)`:
 `tests.app_loading.library_invoker` calls the function directly, and
-`tests.runtime.worker_host.WorkerHost.invoke_documents` through Microsoft's
+`devhost.worker_host.WorkerHost.invoke_documents` through Microsoft's
 worker runtime, so the same scenarios (tests/fault_scenarios.py) run both ways.
 
 `ChangePlan` builds batches whose every document is a numbered *change* of a

@@ -40,7 +40,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 import pytest
 
-from tests.jvm_program import JvmProgram, tail
+from devhost.jvm_program import JvmProgram, tail
 
 SOURCE_DIR = Path(__file__).resolve().parent / "openwhisk_parser"
 SOURCE = SOURCE_DIR / "OpenWhiskParser.scala"

@@ -162,7 +162,7 @@ def test_a_documents_ttl_never_expires_it(emulator_only, cosmos_database):
     assert [c["id"] for c in on.query_items_change_feed(start_time="Beginning")] == ["guest|gone"]
 
 
-# -- wire details other SDKs rely on (Microsoft's Java SDK, whose change feed processor tests/trigger_listener.py runs)
+# -- wire details other SDKs rely on (Microsoft's Java SDK, whose change feed processor devhost/trigger_listener.py runs)
 
 def raw_request(endpoint, path, headers=()):
     """(status, headers, JSON body) of a GET to the emulator, which checks no key: nothing signed."""

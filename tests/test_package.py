@@ -176,8 +176,8 @@ def test_packaged_requirements_pin_exactly_the_packaged_distributions(package):
 
 
 def _runtime_suite_pin():
-    """The azure-functions-runtime version tests/runtime/requirements.txt installs."""
-    text = (ROOT / "tests" / "runtime" / "requirements.txt").read_text()
+    """The azure-functions-runtime version the local host and the runtime suite install (devhost/requirements.txt)."""
+    text = (ROOT / "devhost" / "requirements.txt").read_text()
     return re.search(r"^azure-functions-runtime==([0-9][^\s;#]*)", text, re.M).group(1)
 
 

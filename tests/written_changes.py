@@ -6,9 +6,12 @@ yields keys that no other document of that phase yields, so a topic must hold ex
 none missing, none twice unless a batch was handed again.
 """
 
+from devhost.trigger_listener import wait_for
 from tests.app_loading import BASE_SETTINGS
 from tests.contract import contract_json
 
+# How long a test waits for every written change to be handed and answered ok.
+DELIVERY_TIMEOUT = 120.0
 DEADLINE = "2"  # KAFKA_DELIVERY_TIMEOUT_SECONDS: a failed batch fails fast
 MAX_ITEMS = "3"  # COSMOSDB_MAX_ITEMS_PER_INVOCATION: several batches per feed range
 FUNCTIONS = {"invalidate_whisks": "whisks", "invalidate_subjects": "subjects"}
@@ -93,3 +96,26 @@ def app_settings_over(cosmos_emulator, database, kafka_broker, topic, **extra):
             "COSMOSDB_START_FROM_BEGINNING": "true", "COSMOSDB_MAX_ITEMS_PER_INVOCATION": MAX_ITEMS,
             "KAFKA_HOSTS": kafka_broker.bootstrap, "KAFKA_TOPIC": topic, "KAFKA_DELIVERY_TIMEOUT_SECONDS": DEADLINE,
             **extra}
+
+
+def written(database, *containers):
+    """(id, _etag) of every document now in the containers: the changes the feed must hand over."""
+    return {(row["id"], row["_etag"]) for name in containers
+            for row in database.get_container_client(name).query_items(
+                "SELECT c.id, c._etag FROM c", enable_cross_partition_query=True)}
+
+
+def wait_delivered(instances, database, containers=("whisks", "subjects"), timeout=DELIVERY_TIMEOUT, ids=None):
+    """Waits until every change now in the containers (of these ids) was handed in a batch an instance answered ok."""
+    changes = {c for c in written(database, *containers) if ids is None or c[0] in ids}
+
+    def done():
+        return changes <= {c for instance in instances for c in instance.delivered()}
+
+    try:
+        wait_for(done, timeout, "every change delivered")
+    except TimeoutError:
+        missing = changes - {c for instance in instances for c in instance.delivered()}
+        stderr = "\n".join(f"--- {i.host_name} ---\n{i.stderr}" for i in instances)
+        raise AssertionError(f"{len(missing)} of {len(changes)} changes not delivered within {timeout:.0f} s, "
+                             f"e.g. {sorted(missing)[:3]}\n{stderr}") from None

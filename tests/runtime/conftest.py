@@ -3,7 +3,7 @@
 scripts/test runs it in its own environment (tests/runtime/requirements.txt)
 after the main suite; the main suite does not collect this folder (pytest.ini).
 The broker, topic and settings fixtures are tests/conftest.py's. Each test
-starts its own worker process (tests/runtime/worker_host.py), as the host
+starts its own worker process (devhost/worker_host.py), as the host
 starts one per app, and closes it afterwards.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.app_loading import APP_SETTING_PREFIXES, ROOT
-from tests.runtime.worker_host import WorkerHost, compile_protos, worker_environment
+from devhost.worker_host import WorkerHost, compile_protos, worker_environment
 
 # The annotation function_app.py gives the trigger parameter; app copies replace it.
 APP_ANNOTATION = "(changes: str)"
@@ -74,7 +74,7 @@ def pytest_collection_modifyitems(session, config, items):
     when a collected test starts an instance."""
     if not any("start_instance" in getattr(item, "fixturenames", ()) for item in items):
         return
-    from tests.trigger_listener import TriggerListenerError, build
+    from devhost.trigger_listener import TriggerListenerError, build
 
     try:
         _listener_build["classpath"] = build()
@@ -84,7 +84,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.fixture(scope="session")
 def trigger_listener_classpath():
-    """Microsoft's Java change feed processor, fetched and compiled once (tests/trigger_listener.py)."""
+    """Microsoft's Java change feed processor, fetched and compiled once (devhost/trigger_listener.py)."""
     if "error" in _listener_build:
         pytest.fail(f"could not build the change feed processor: {_listener_build['error']}", pytrace=False)
     return _listener_build.get("classpath") or pytest.fail("the change feed processor was not built", pytrace=False)
@@ -93,8 +93,8 @@ def trigger_listener_classpath():
 @pytest.fixture
 def start_instance(start_worker, trigger_listener_classpath, tmp_path):
     """Starts one instance of a region's app: a worker for these settings and Microsoft's change feed processor
-    for each of its triggers (tests/trigger_listener.py), named `host_name`. Stopped after the test."""
-    from tests.trigger_listener import LeaseIntervals, TriggerListener, cosmos_triggers
+    for each of its triggers (devhost/trigger_listener.py), named `host_name`. Stopped after the test."""
+    from devhost.trigger_listener import LeaseIntervals, TriggerListener, cosmos_triggers
 
     started = []
 
@@ -115,7 +115,7 @@ def start_instance(start_worker, trigger_listener_classpath, tmp_path):
 
 def pytest_terminal_summary(terminalreporter):
     if "classpath" in _listener_build:
-        from tests.trigger_listener import AZURE_COSMOS_VERSION, PROGRAM
+        from devhost.trigger_listener import AZURE_COSMOS_VERSION, PROGRAM
 
         terminalreporter.write_sep("-", "Microsoft's change feed processor")
         terminalreporter.write_line(f"azure-cosmos {AZURE_COSMOS_VERSION} (Java): {PROGRAM.cost_summary()}")

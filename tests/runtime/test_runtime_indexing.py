@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from tests.app_loading import APP_SETTING_PREFIXES, BASE_SETTINGS
 from tests.kafka_reading import read_topic
-from tests.runtime.worker_host import worker_environment
+from devhost.worker_host import worker_environment
 
 CONNECTION_STRING = BASE_SETTINGS["COSMOSDB"]
 

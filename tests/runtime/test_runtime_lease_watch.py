@@ -2,7 +2,7 @@
 
 Two regions' leases are written into the emulator as the .NET processor writes them (tests/lease_documents.py).
 The worker runs westeurope's app with a stale threshold of 2 s; westeurope renews its leases, eastus's are left
-to expire. The invocation carries the timer extension's TimerInfo (tests/runtime/worker_host.py, invoke_timer).
+to expire. The invocation carries the timer extension's TimerInfo (devhost/worker_host.py, invoke_timer).
 What comes back is the worker's RpcLog stream, which is what the host writes to the app's logs and the alerts read.
 """
 
@@ -75,13 +75,13 @@ def test_the_timer_function_reports_a_missing_lease_container_and_succeeds(start
 
 def test_the_timer_function_reads_the_leases_microsofts_java_processor_writes(
         start_instance, cosmos_emulator, cosmos_database, kafka_broker):
-    """Both regions run Microsoft's Java processor (tests/trigger_listener.py, handleLatestVersionChanges): its
+    """Both regions run Microsoft's Java processor (devhost/trigger_listener.py, handleLatestVersionChanges): its
     EPK-range leases, renewed every second, are read, and once each lease's checkpoint follows the last change the
     estimate is 0; then eastus's app stops, and westeurope's watch reports it stale."""
     from tests.kafka_reading import new_topic_name
-    from tests.trigger_listener import wait_delivered, wait_for
-    from tests.written_changes import (REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS, app_settings_over, with_containers,
-                                       write)
+    from devhost.trigger_listener import wait_for
+    from tests.written_changes import (REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS, app_settings_over,
+                                       wait_delivered, with_containers, write)
 
     database = with_containers(cosmos_database)
     write(database, "whisks", STAMPED_WHISKS)

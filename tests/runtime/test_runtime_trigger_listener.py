@@ -1,6 +1,6 @@
 """The app driven by Microsoft's change feed processor (Java SDK 4.81.0) against the emulator, through the worker runtime.
 
-Each app instance is a worker (tests/runtime/worker_host.py) and a trigger listener (tests/trigger_listener.py):
+Each app instance is a worker (devhost/worker_host.py) and a trigger listener (devhost/trigger_listener.py):
 the Java processor owns leases in the lease container, renews them, takes over expired ones, balances them across
 the instances of one lease prefix, and checkpoints a lease only after its batch's invocation succeeded. The lease
 intervals are short here (renew and acquire 1 s, expiry 5 s) so that a takeover happens within a test.
@@ -17,10 +17,11 @@ import pytest
 from tests.host_driver import make_reporter
 from tests.kafka_reading import new_topic_name, read_topic
 from tests.lease_documents import LEASES
-from tests.trigger_listener import DELIVERY_TIMEOUT, wait_delivered, wait_for, written
-from tests.written_changes import (POISON_SUBJECTS, REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS, SUBJECTS_CHANGED,
-                                   SUBJECTS_CREATED, WHISKS_CHANGED, WHISKS_CREATED, app_settings_over,
-                                   expected_messages, not_stamped_by, with_containers, write)
+from devhost.trigger_listener import wait_for
+from tests.written_changes import (DELIVERY_TIMEOUT, POISON_SUBJECTS, REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS,
+                                   SUBJECTS_CHANGED, SUBJECTS_CREATED, WHISKS_CHANGED, WHISKS_CREATED,
+                                   app_settings_over, expected_messages, not_stamped_by, wait_delivered,
+                                   with_containers, write, written)
 
 @pytest.fixture
 def database(cosmos_database):

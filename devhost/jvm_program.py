@@ -1,13 +1,13 @@
-"""A small JVM program of the tests, built once: its jars fetched with Maven, its source compiled, both cached.
+"""A small JVM program, built once: its jars fetched with Maven, its source compiled, both cached.
 
-Two programs use it: OpenWhisk's parser (tests/openwhisk_oracle.py, Scala) and Microsoft's change feed
-processor as the trigger listener (tests/trigger_listener.py, Java). The jars come from Maven Central through
+Two programs use it: Microsoft's change feed processor as the trigger listener (devhost/trigger_listener.py,
+Java) and the tests' OpenWhisk parser (tests/openwhisk_oracle.py, Scala). The jars come from Maven Central through
 Maven (the program's pom.xml) into ``.cache/<name>/lib-<hash of the pom>/``; the classes are compiled into
 ``.cache/<name>/classes-<hash of the source and the pom>/``, so an edit of the source recompiles it and nothing
 else does. Each step writes into a temporary folder that is renamed into place, with a marker file, only once
 it is complete; a file lock serialises concurrent runs.
 
-Nothing here depends on pytest: bench/ builds the trigger listener too.
+Nothing here depends on pytest: scripts/run-local and bench/ build the trigger listener too.
 """
 
 from __future__ import annotations

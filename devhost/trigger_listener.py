@@ -3,11 +3,11 @@
 In Azure the Cosmos DB extension (.NET) runs the .NET SDK's change feed processor for each trigger and hands every
 batch to the worker; neither runs here. Microsoft's Java SDK, com.azure:azure-cosmos 4.81.0, has a processor of the
 same design, and it runs against the project's emulator (scripts/cosmos) with no proxy between:
-``tests/trigger_listener/TriggerListener.java`` starts one ``ChangeFeedProcessor`` per function, with the trigger's
+``devhost/trigger_listener/TriggerListener.java`` starts one ``ChangeFeedProcessor`` per function, with the trigger's
 container, lease container, lease prefix, maxItemsPerInvocation, startFromBeginning, startFromTime and
 feedPollDelay, and the lease renew, acquire and expiration intervals the test chooses. Each batch crosses to this process as a JSON array
 (a line on the JVM's stdout); ``TriggerListener`` here invokes the function with it through
-``tests.runtime.worker_host.WorkerHost`` (the worker runtime, as the host sends an InvocationRequest) and answers
+``devhost.worker_host.WorkerHost`` (the worker runtime, as the host sends an InvocationRequest) and answers
 ``ok`` or ``failed``. The Java handler returns only after ``ok``, so the processor checkpoints; after ``failed`` it
 throws, and the processor keeps the lease's continuation and hands the changes again.
 
@@ -23,11 +23,11 @@ whose store prefix, ``getPkRangeIdVersionLeasePrefix`` of the same file, holds t
 names instead of their _rids; the EPK processor writes a ``.info`` under that prefix too, where its bootstrapper
 looks for such leases to take over.
 
-The jars come from Maven Central through Maven (``tests/trigger_listener/pom.xml``) into
-``.cache/trigger-listener/``, and the class is compiled with javac, once each (tests/jvm_program.py, as for
+The jars come from Maven Central through Maven (``devhost/trigger_listener/pom.xml``) into
+``.cache/trigger-listener/``, and the class is compiled with javac, once each (devhost/jvm_program.py, as for
 OpenWhisk's parser).
 
-Nothing here depends on pytest: bench/ uses it too.
+Nothing here depends on pytest: scripts/run-local, the tests and bench/ use it alike.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
-from tests.jvm_program import JvmProgram, tail
+from devhost.jvm_program import JvmProgram, tail
 
 SOURCE_DIR = Path(__file__).resolve().parent / "trigger_listener"
 SOURCE = SOURCE_DIR / "TriggerListener.java"
@@ -51,8 +51,6 @@ POM = SOURCE_DIR / "pom.xml"
 MAIN_CLASS = "triggerlistener.TriggerListener"
 AZURE_COSMOS_VERSION = "4.81.0"
 START_TIMEOUT = 120.0
-# How long a test waits for every written change to be handed and answered ok.
-DELIVERY_TIMEOUT = 120.0
 
 # The SDK's own defaults (ChangeFeedProcessorOptions): renew 17 s, acquire 13 s, expire 60 s.
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +86,7 @@ class HandedBatch:
 # -- fetching and compiling (once, cached) -----------------------------------
 
 PROGRAM = JvmProgram("trigger-listener", SOURCE, POM, TriggerListenerError,
-                     "Microsoft's change feed processor (tests/trigger_listener)")
+                     "Microsoft's change feed processor (devhost/trigger_listener)")
 
 
 def _check_jars(lib: Path) -> None:
@@ -287,26 +285,3 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, poll: flo
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
         time.sleep(poll)
     return time.monotonic() - started
-
-
-def written(database, *containers):
-    """(id, _etag) of every document now in the containers: the changes the feed must hand over."""
-    return {(row["id"], row["_etag"]) for name in containers
-            for row in database.get_container_client(name).query_items(
-                "SELECT c.id, c._etag FROM c", enable_cross_partition_query=True)}
-
-
-def wait_delivered(instances, database, containers=("whisks", "subjects"), timeout=DELIVERY_TIMEOUT, ids=None):
-    """Waits until every change now in the containers (of these ids) was handed in a batch an instance answered ok."""
-    changes = {c for c in written(database, *containers) if ids is None or c[0] in ids}
-
-    def done():
-        return changes <= {c for instance in instances for c in instance.delivered()}
-
-    try:
-        wait_for(done, timeout, "every change delivered")
-    except TimeoutError:
-        missing = changes - {c for instance in instances for c in instance.delivered()}
-        stderr = "\n".join(f"--- {i.host_name} ---\n{i.stderr}" for i in instances)
-        raise AssertionError(f"{len(missing)} of {len(changes)} changes not delivered within {timeout:.0f} s, "
-                             f"e.g. {sorted(missing)[:3]}\n{stderr}") from None

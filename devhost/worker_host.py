@@ -1,10 +1,10 @@
 """Plays the Functions host against Microsoft's Python worker runtime (azure-functions-runtime).
 
-`WorkerHost` starts tests/runtime/proxy_worker.py (which plays the host's proxy
+`WorkerHost` starts devhost/proxy_worker.py (which plays the host's proxy
 worker and hands every message to azure_functions_runtime) as a process of its
 own, with the app settings as its environment, as the host starts a worker per
 app. It then sends the messages the host sends, built from the public
-FunctionRpc.proto (tests/runtime/FunctionRpc.proto, compiled when first
+FunctionRpc.proto (devhost/FunctionRpc.proto, compiled when first
 needed): WorkerInitRequest (the runtime indexes the app here), FunctionsMetadataRequest,
 a FunctionLoadRequest per function, and an InvocationRequest per batch carrying
 what the host sends for a Cosmos DB trigger. Its size and shape follow the
@@ -19,7 +19,7 @@ tests/utils/testutils.py; unlike it, messages travel on pipes, not gRPC.
     status, message = host.invoke_timer("watch_leases")
     host.close()
 
-Usable from a benchmark as well as from tests: nothing here depends on pytest.
+Used by scripts/run-local, the tests and the benchmarks: nothing here depends on pytest.
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ class WorkerHost:
 
     def _on_log(self, log) -> None:
         # Into this process's logging, under the worker's logger name, so that caplog
-        # and tests/secret_scan.py read what the worker logged.
+        # tests/secret_scan.py and scripts/run-local read what the worker logged.
         self.logs.append(log)
         logging.getLogger(log.category or "azure_functions_worker").log(
             _LEVELS.get(log.level, logging.INFO), "%s", log.message,

@@ -35,7 +35,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * monitored container, its leases in the lease container under the function's lease prefix, as the Cosmos DB
  * extension's CosmosDBTriggerListener runs the .NET processor.
  *
- * <p>Each batch goes to the test process that invokes the function (tests/trigger_listener.py), one line on
+ * <p>Each batch goes to the Python process that invokes the function (devhost/trigger_listener.py), one line on
  * stdout: {@code batch <number> <function> <the batch as a JSON array>}. The answer comes on stdin:
  * {@code <number> ok} or {@code <number> failed <reason>}. The handler returns only after {@code ok}, so the
  * processor checkpoints the batch; after {@code failed} it throws, so the processor keeps its continuation and

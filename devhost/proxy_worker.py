@@ -20,7 +20,7 @@ from the host, the original stdout to it), each framed as gRPC frames a
 message: a zero byte, then the length as 4 bytes big-endian. What the app or
 the runtime prints goes to stderr.
 
-Run by tests/runtime/worker_host.py: python -P proxy_worker.py PROTOS_DIR WORKER_ID
+Run by devhost/worker_host.py: python -P proxy_worker.py PROTOS_DIR WORKER_ID
 """
 
 import asyncio
