@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import orjson
 
-from .settings import Settings
+from .settings import LATEST_VERSION, Settings
 from .translation import ContainerKind, TranslatedBatch, translate
 
 log = logging.getLogger("cache_invalidator")
@@ -30,8 +30,10 @@ class NotAChangeBatch(TypeError):
 class ChangeHandler:
     """Handles the change batches of both functions; settings are parsed on first use, then kept."""
 
-    def __init__(self, env: Mapping[str, str]):
+    def __init__(self, env: Mapping[str, str], change_feed_mode: str = LATEST_VERSION):
         self._env = env
+        # The triggers' mode (TriggerSettings), which the host was told when it indexed the app.
+        self._change_feed_mode = change_feed_mode
         self._settings: Optional[Settings] = None
         self._lock = threading.Lock()
         self._producer = None
