@@ -237,7 +237,26 @@ def test_check_shows_the_watchs_table_with_the_stale_region(cosmos_emulator, dat
     settings = settings_of(cosmos_emulator, database, "westeurope", KAFKA_HOSTS="127.0.0.1:9092")
     code = main(["check", "--no-kafka"], environ=settings, stdout=out, stderr=err)
     table = out.getvalue().split("Lease watch (every region's leases)\n", 1)[1]
-    rows = [line.split()[:4] for line in table.splitlines() if line.strip().startswith(("ok", "WARNING"))]
+    rows = [line.split()[:3] + line.split()[4:5] for line in table.splitlines()
+                if line.strip().startswith(("ok", "WARNING"))]
     assert (code, rows) == (0, [["WARNING", "eastus", "whisks", "stale"], ["ok", "westeurope", "whisks", "healthy"],
                                 ["WARNING", "eastus", "subjects", "stale"], ["ok", "westeurope", "subjects", "healthy"]]
                             ), out.getvalue()
+
+
+def test_a_regions_all_versions_and_deletes_leases_are_read_in_their_mode_and_estimated(cosmos_emulator, database,
+                                                                                         caplog):
+    write_documents(database, "whisks", 20)
+    whisks = database.get_container_client("whisks")
+    behind = Checkpoints(whisks, handed=1)
+    write_leases(database, "whisks", "eastus-whisks-avad", cosmos_emulator.endpoint, ["eastus-host"],
+                 continuation=behind, mode="Full-Fidelity Feed")
+    write_leases(database, "whisks", "westeurope-whisks", cosmos_emulator.endpoint, ["westeurope-host"],
+                 continuation=Checkpoints(whisks))
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch_of(settings_of(cosmos_emulator, database, "westeurope")).run()
+    found = {(r.region, r.container): r for *_, r in lines(caplog)}
+    eastus = found["eastus", "whisks"]
+    assert (eastus.mode, eastus.status, eastus.pending_changes, found["westeurope", "whisks"].mode) == (
+        "AllVersionsAndDeletes", "healthy", 20 - behind.count, "LatestVersion"), eastus.getMessage()
+    assert " mode=AllVersionsAndDeletes " in eastus.getMessage()

@@ -18,7 +18,7 @@ from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
 from ..settings import TriggerSettings
-from .cosmos_facts import (ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds, change_facts,
+from .cosmos_facts import (ChangeFeedSample, ContainerFacts, CosmosFacts, FeedProbe, FeedSampleBounds, change_facts,
                            cosmos_endpoint)
 from .errors import CosmosUnavailable
 from .replay import stop_after_until
@@ -114,8 +114,10 @@ def gather_facts(env: Mapping[str, str], trigger: TriggerSettings, *, timeout: f
         containers = {name: _container_facts(database, name) for name in names}
         leases = None
         if containers[trigger.lease_container].exists:
+            # Mode, or for a Java lease version, feedRange and ContinuationToken: the mode a lease records.
             leases = list(database.get_container_client(trigger.lease_container).query_items(
-                "SELECT c.id, c.Owner, c._ts FROM c", enable_cross_partition_query=True))
+                "SELECT c.id, c.Owner, c._ts, c.Mode, c.version, c.feedRange, c.ContinuationToken FROM c",
+                enable_cross_partition_query=True))
         return CosmosFacts(endpoint, True, database_rid, containers, leases)
 
 
@@ -213,3 +215,36 @@ def _sample(container: ContainerProxy, name: str, since: int, bounds: FeedSample
         if stopped_by:
             break
     return ChangeFeedSample(name, since, tuple(changes), read, round(sum(charges), 2), stopped_by)
+
+
+def probe_all_versions_feeds(env: Mapping[str, str], trigger: TriggerSettings, *,
+                             timeout: float) -> dict[str, FeedProbe]:
+    """Reads whisks' and subjects' all-versions-and-deletes feed from now, as the triggers would start it.
+
+    azure-cosmos asks for it with `A-IM: Full-Fidelity Feed` and the wire format version 2021-09-15; an
+    account without continuous backup or without the feature answers 400. A missing container is left out.
+    """
+    client, endpoint = open_client(env, trigger, timeout=timeout)
+    probes = {}
+    with _reported(_setting(env), endpoint), client:
+        database = client.get_database_client(trigger.database)
+        for name in dict.fromkeys([trigger.whisks_container, trigger.subjects_container]):
+            charges: list[float] = []
+
+            def charged(response) -> None:
+                charges.append(float(response.http_response.headers.get("x-ms-request-charge") or 0))
+
+            container = database.get_container_client(name)
+            try:
+                pages = container.query_items_change_feed(mode="AllVersionsAndDeletes", start_time="Now",
+                                                          max_item_count=1, raw_response_hook=charged).by_page()
+                next(pages, None)
+            except CosmosResourceNotFoundError:
+                continue
+            except CosmosHttpResponseError as exc:
+                if exc.status_code not in (400, 403):
+                    raise
+                probes[name] = FeedProbe(name, False, exc.status_code, _first_line(exc), round(sum(charges), 2))
+                continue
+            probes[name] = FeedProbe(name, True, request_charge=round(sum(charges), 2))
+    return probes

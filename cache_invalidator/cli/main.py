@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str, str]] = None,
          stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
-         page_source: Optional[PageSource] = None, gather=None, sampler=None) -> int:
+         page_source: Optional[PageSource] = None, gather=None, sampler=None, prober=None) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
@@ -177,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str,
         bounds = FeedSampleBounds(args.sample_window, args.sample_max_documents, args.sample_max_ru)
         return run_check(env, stdout, source=source, kafka=args.kafka, cosmos=args.cosmos,
                          timeout=args.timeout, gather=gather, sample=bounds if args.sample else None,
-                         min_soft_delete_ttl=args.min_soft_delete_ttl, sampler=sampler)
+                         min_soft_delete_ttl=args.min_soft_delete_ttl, sampler=sampler, prober=prober)
     return _replay(args, env, stdout, stderr, page_source)
 
 
