@@ -4,6 +4,7 @@ Each test gets a database of its own (the cosmos_database fixture), deleted afte
 """
 
 import io
+import json
 import re
 import time
 from datetime import datetime, timezone
@@ -193,3 +194,15 @@ def test_replay_dry_run_prints_the_window_and_sends_nothing(kafka_broker, topic,
     assert sorted(tuple(line.split("\t")) for line in out.splitlines()) == INSIDE
     assert read_topic(kafka_broker.bootstrap, topic) == []
     assert "(dry run)" in err
+
+
+def test_mark_gives_each_container_a_mark_of_the_all_versions_and_deletes_feed_that_replay_reads(
+        kafka_broker, topic, database, settings, tmp_path):
+    code, out, err = run(["mark"], settings)
+    marks = tmp_path / "marks.json"
+    marks.write_text(out)
+    document = json.loads(out)
+    assert (code, document["database"], sorted(document["marks"])) == (0, database.id, ["subjects", "whisks"]), err
+    code, _, err = run(["replay", "--container", "all", "--from-mark", str(marks)], settings)
+    assert (code, read_topic(kafka_broker.bootstrap, topic)) == (0, []), err
+    assert "whisks: 0 documents read" in err and "subjects: 0 documents read" in err

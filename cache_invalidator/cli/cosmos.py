@@ -147,6 +147,40 @@ def _require_database(database: DatabaseProxy, name: str) -> None:
         raise CosmosUnavailable(f"database {name!r} (COSMOSDB_NAME) does not exist") from None
 
 
+def mark_all_versions_feeds(env: Mapping[str, str], trigger: TriggerSettings, *, timeout: float) -> dict[str, str]:
+    """Where whisks' and subjects' all-versions-and-deletes feeds stand now: a continuation of each, to replay from.
+
+    That feed can be read from now or from a continuation only, never from a time; a mark taken before a region
+    moves to it lets `replay --from-mark` send what the region's new leases, which start from their own now, miss.
+    """
+    names = list(dict.fromkeys([trigger.whisks_container, trigger.subjects_container]))
+    client, containers = open_containers(env, trigger, names, timeout=timeout)
+    marks = {}
+    with _reported(_setting(env), client.client_connection.url_connection), client:
+        for name, container in containers.items():
+            for _ in container.query_items_change_feed(mode="AllVersionsAndDeletes", start_time="Now").by_page():
+                pass  # from now: every feed range answers "nothing yet" (304) once, and the state holds each one's etag
+            # The state of the whole read, as the SDK's own ChangeFeedIterable._unpack takes it: a page's
+            # continuation is only set when the page holds changes, and a read from now has none.
+            marks[name] = container.client_connection.last_response_headers.get("etag")
+    return marks
+
+
+def marked_pages(container: ContainerProxy, mark: str, *, setting: str = "COSMOSDB",
+                 page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[list]:
+    """The container's all-versions-and-deletes changes from a mark (mark_all_versions_feeds) up to now.
+
+    The mark holds every feed range's place, and one reading goes through them in turn, so it is read to its end:
+    replay_pages leaves out changes after until_ts by their metadata.crts.
+    """
+    endpoint = container.client_connection.url_connection
+    with _reported(setting, endpoint):
+        for page in container.query_items_change_feed(continuation=mark, max_item_count=page_size).by_page():
+            page = list(page)
+            if page:
+                yield page
+
+
 def change_feed_pages(container: ContainerProxy, since: datetime, until_ts: Optional[int], *,
                       setting: str = "COSMOSDB", page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[list]:
     """The container's changes from `since`, feed range by feed range, as pages; each range up to until_ts or its end.
