@@ -1,11 +1,12 @@
 """The emulator's all versions and deletes change feed, judged by Microsoft's Python SDK azure-cosmos.
 
-azure-cosmos reads it with ``query_items_change_feed(mode="AllVersionsAndDeletes")`` (from 4.9; the project pins
+azure-cosmos reads it with ``query_items_change_feed(mode="AllVersionsAndDeletes")`` (from 4.14.0: 4.9.0, the
+release before it, has no `mode`; requirements.txt still allows >=4.8, devhost/requirements.txt pins
 4.17.1), sending ``A-IM: Full-Fidelity Feed`` and ``x-ms-cosmos-changefeed-wire-format-version: 2021-09-15``, and
 hands each change over as the service sent it: ``{"current", "previous"?, "metadata"}``. The shape is the
 service's documented one (scripts/cosmos-emulator/src/all_versions.rs cites it and the SDKs' parsers). The tests
 that send requests of their own (unsigned) or create a container with a previous image policy describe the emulator
-and skip on COSMOSDB_TEST_CONNECTION; Microsoft's Java processor reads the same feed in
+and skip on COSMOSDB_TEST_CONNECTION, whose account needs the feature for the others; Microsoft's Java processor reads the same feed in
 tests/runtime/test_runtime_trigger_listener_avad.py.
 """
 

@@ -306,23 +306,20 @@ async fn read(
     call: &Call,
     (container_path, container_rid): &(String, String),
 ) -> Answer {
-    let resume = call.header("if-none-match").map(str::to_owned);
-    let reason = if call.header("if-modified-since").is_some() {
-        Some("a point-in-time start")
-    } else if resume.is_none() {
-        Some("a start from the beginning")
-    } else {
-        None
-    };
-    if let Some(reason) = reason {
-        return Answer::error(
+    let refused = |start: &str| {
+        Answer::error(
             400,
             &format!(
-                "The AllVersionsAndDeletes change feed mode does not support {reason}; start from Now or resume \
+                "The AllVersionsAndDeletes change feed mode does not support {start}; start from Now or resume \
                  from a continuation token."
             ),
-        );
-    }
+        )
+    };
+    let resume = match (call.header("if-none-match"), call.header("if-modified-since")) {
+        (_, Some(_)) => return refused("a point-in-time start"),
+        (None, None) => return refused("a start from the beginning"),
+        (Some(etag), None) => etag.to_owned(),
+    };
     let containers = history.containers.lock().await;
     // The latest-version feed from now, for the same scope: the emulator checks the container, the partition key
     // range (410 once it is gone) and the session, and names the range and its LSN, as for any change feed read.
@@ -347,13 +344,12 @@ async fn read(
         Ok(scope) => scope,
         Err(message) => return Answer::error(400, &message),
     };
-    let after = match resume.as_deref() {
-        Some("*") => None,
-        Some(etag) => match etag.trim_matches('"').parse::<u64>() {
+    let after = match resume.as_str() {
+        "*" => None,
+        etag => match etag.trim_matches('"').parse::<u64>() {
             Ok(lsn) => Some(lsn),
             Err(_) => return Answer::error(400, &format!("Invalid change feed continuation {etag:?}")),
         },
-        None => unreachable!("refused above"),
     };
     let limit = call.header("x-ms-max-item-count").and_then(|v| v.parse::<i64>().ok()).filter(|n| *n > 0);
 
@@ -398,8 +394,10 @@ impl Scope {
         match (self, epk) {
             (Self::Whole, _) => true,
             (Self::Key(key), Some(epk)) => key == epk,
+            // A range whose ends are equal is one effective partition key (FeedRange::max_exclusive's note).
+            (Self::Range(Some(min), Some(max)), Some(epk)) if min == max => epk == min,
             (Self::Range(min, max), Some(epk)) => {
-                min.as_ref().is_none_or(|min| epk >= min) && max.as_ref().is_none_or(|max| epk < max || min.as_ref() == Some(max) && epk == max)
+                min.as_ref().is_none_or(|min| epk >= min) && max.as_ref().is_none_or(|max| epk < max)
             }
             (_, None) => false,
         }
