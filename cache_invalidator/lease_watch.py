@@ -538,8 +538,11 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
         except CosmosHttpResponseError as exc:
             # One lease's feed refused: that lease goes unestimated, and the finding says why.
             if mode == ALL_VERSIONS_AND_DELETES and exc.status_code == 400:
-                refused[lease_id] = ("the account refused to read the all-versions-and-deletes feed (400): it needs "
-                                     "continuous backup and the AllVersionsAndDeletes feature, docs/DEPLOY.md")
+                # An account without continuous backup or the feature, or a continuation the feed no longer
+                # holds (older than the backup window) or never wrote: the account's own words say which.
+                said = (str(getattr(exc, "message", None) or exc).strip().splitlines() or [""])[0][:160]
+                refused[lease_id] = (f"the account refused the all-versions-and-deletes read (400: {said}); "
+                                     f"see docs/DEPLOY.md")
             log.debug("Lease watch: lease %s not estimated: %s", lease_id, type(exc).__name__)
         except ValueError as exc:  # a continuation the SDK cannot take
             log.debug("Lease watch: lease %s not estimated: %s", lease_id, type(exc).__name__)

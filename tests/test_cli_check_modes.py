@@ -90,3 +90,27 @@ def test_check_reports_this_regions_leases_of_the_mode_it_moved_from(cosmos_emul
     modes = sorted({tuple(line.split()[1:4]) for line in table.splitlines() if "westeurope" in line})
     assert modes == [("westeurope", "subjects", "AllVersionsAndDeletes"), ("westeurope", "subjects", "LatestVersion"),
                      ("westeurope", "whisks", "AllVersionsAndDeletes"), ("westeurope", "whisks", "LatestVersion")], table
+
+
+def test_check_on_an_account_without_the_all_versions_and_deletes_feed_names_backup_and_the_feature(
+        cosmos_emulator_without_avad, cosmos_database_without_avad):
+    database = cosmos_database_without_avad
+    for name in ("whisks", "subjects", LEASES):
+        database.create_container(name, partition_key=PartitionKey(path="/id"), default_ttl=-1)
+    settings = {"COSMOSDB": cosmos_emulator_without_avad.connection_string, "COSMOSDB_NAME": database.id,
+                "CLUSTER_ID": "westeurope", "KAFKA_HOSTS": "127.0.0.1:9", **ALL_VERSIONS}
+    code, out = run(settings)
+    refused = [line for line in lines(out, "PROBLEM") if "refuses the all-versions-and-deletes change feed" in line]
+    assert (code, [line.split("'")[1] for line in refused]) == (1, ["whisks", "subjects"]), out
+    assert all("(400: " in line and "continuous backup" in line and "all-versions-and-deletes feature" in line
+               for line in refused), refused
+
+
+def test_check_in_latest_version_mode_does_not_read_the_all_versions_and_deletes_feed(cosmos_emulator_without_avad,
+                                                                                     cosmos_database_without_avad):
+    database = cosmos_database_without_avad
+    for name in ("whisks", "subjects", LEASES):
+        database.create_container(name, partition_key=PartitionKey(path="/id"), default_ttl=-1)
+    code, out = run({"COSMOSDB": cosmos_emulator_without_avad.connection_string, "COSMOSDB_NAME": database.id,
+                     "CLUSTER_ID": "westeurope", "KAFKA_HOSTS": "127.0.0.1:9"})
+    assert "all-versions-and-deletes change feed of" not in out and "PROBLEM" not in out, out
