@@ -1,10 +1,12 @@
-"""Both functions invoked through the worker runtime with all-versions-and-deletes batches in the text the host sends.
+"""Both functions invoked through the worker runtime with all-versions-and-deletes batches as the host writes them,
+and driven end to end by Microsoft's Java processor in that mode.
 
-For a `str` parameter the Cosmos DB extension hands `JArray.FromObject(changes).ToString()`
-(CosmosDBTriggerValueBinder): Newtonsoft.Json's indented form of ChangeFeedItem<JObject>, with
-`"current": null` on a delete, `crts` a double (`1719000120.0`), and `previous` only where the
-container keeps previous images. The vectors (tests/vectors/all_versions_and_deletes.json) cross
-the runtime compact in test_runtime_vectors.py; here the indented text itself.
+For a `str` parameter the Cosmos DB extension hands `JArray.FromObject(changes)` of the .NET SDK's
+`ChangeFeedItem<JObject>` as text (CosmosDBTriggerValueBinder): `"current": null` on a delete, `crts` a
+double (`1719000120.0`), `previous` only where the container keeps previous images. `JToken.ToString()`
+writes it indented, which the first tests send; the compact form crosses in test_runtime_vectors.py and
+from devhost's listener below. Which of the two the host's conversion for the worker finally sends, only a
+deployment shows; the app reads both alike.
 """
 
 import json
