@@ -208,12 +208,7 @@ def _poison_reason(document: Any) -> str:
         return f"the document is a {_json_type(document)}, not an object"
     if "id" not in document:
         return "the document has no id"
-    doc_id = document["id"]
-    if not isinstance(doc_id, str):
-        return f"its id is a {_json_type(doc_id)}, not a string"
-    if not doc_id:
-        return "its id is empty"
-    return "its id contains '/', which an escaped OpenWhisk id never does"
+    return _id_problem(document["id"], "its id")
 
 
 def _deleted_id(doc_id: Any) -> Optional[str]:
@@ -224,15 +219,18 @@ def _deleted_id(doc_id: Any) -> Optional[str]:
 
 
 def _deletion_poison_reason(doc_id: Any) -> str:
-    if doc_id is None:
-        return "a delete without metadata.id"
+    return "a delete without metadata.id" if doc_id is None else _id_problem(doc_id, "a delete whose metadata.id")
+
+
+def _id_problem(doc_id: Any, what: str) -> str:
+    """Why an id (named `what` in the reason) can name no cache entry."""
     if not isinstance(doc_id, str):
-        return f"a delete whose metadata.id is a {_json_type(doc_id)}, not a string"
+        return f"{what} is a {_json_type(doc_id)}, not a string"
     if not doc_id:
-        return "a delete whose metadata.id is empty"
+        return f"{what} is empty"
     if "/" in doc_id:
-        return "a delete whose metadata.id contains '/', which an escaped OpenWhisk id never does"
-    return "a delete whose metadata.id is not valid Unicode (a lone surrogate)"
+        return f"{what} contains '/', which an escaped OpenWhisk id never does"
+    return f"{what} is not valid Unicode (a lone surrogate)"
 
 
 def _subject_keys(document, main_id, position, add, skipped, invalidate_auth_keys) -> None:
