@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
 
-from ..producer import setting_hint as kafka_hint
+from ..producer import client_rejection, setting_hint as kafka_hint
 from ..settings import KafkaSettings, Secret, Settings, SettingsError, TriggerSettings
 from .cosmos_facts import DEFAULT_MIN_SOFT_DELETE_TTL, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds
 from .errors import CosmosUnavailable
@@ -43,10 +43,18 @@ _STAND_INS = {
     "COSMOSDB_NAME": "stand-in",
     "COSMOSDB": "AccountEndpoint=https://stand-in/;AccountKey=stand-in;",
     "KAFKA_HOSTS": "stand-in:9092",
-    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
     "KAFKA_SASL_USERNAME": "stand-in",
     "KAFKA_SASL_PASSWORD": "stand-in",
 }
+
+
+def _stand_in(setting: str, env: Mapping[str, str]) -> Optional[str]:
+    if setting == "KAFKA_SECURITY_PROTOCOL":
+        # A SASL protocol only where SASL settings would need one: otherwise it asks for a mechanism nobody meant.
+        sasl = any((env.get(name) or "").strip() for name in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_MECHANISM"))
+        return "SASL_SSL" if sasl else "PLAINTEXT"
+    return _STAND_INS.get(setting)
 
 
 def parse_with_all_errors(parse: Callable[[Mapping[str, str]], object], env: Mapping[str, str]):
@@ -60,8 +68,9 @@ def parse_with_all_errors(parse: Callable[[Mapping[str, str]], object], env: Map
             if any(e.setting == error.setting for e in errors):
                 return None, errors
             errors.append(error)
-            if error.setting in _STAND_INS:
-                env[error.setting] = _STAND_INS[error.setting]
+            stand_in = _stand_in(error.setting, env)
+            if stand_in is not None:
+                env[error.setting] = stand_in
             elif error.setting in env:
                 del env[error.setting]
             else:
@@ -182,11 +191,8 @@ def kafka_section(report: Report, kafka: Optional[KafkaSettings], timeout: float
         # The app's own producer configuration: a property librdkafka rejects is found here too.
         client = confluent_kafka.Producer(config)
     except KafkaException as exc:
-        error = exc.args[0] if exc.args else None
-        text = error.str() if isinstance(error, KafkaError) else str(exc)
-        prop = text.split('"')[-2] if text.count('"') >= 2 else ""
-        setting = kafka.setting_of(prop) if prop else "KAFKA_PRODUCER_*"
-        section.problem(f"setting {setting}: rejected by the Kafka client: {text}")
+        # What the app's first invocation would raise, word for word.
+        section.problem(str(client_rejection(kafka, exc)))
         return
     try:
         _inspect_cluster(section, client, kafka, errors, timeout)
