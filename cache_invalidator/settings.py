@@ -261,11 +261,13 @@ def _start_from_time(env: Mapping[str, str]) -> Optional[str]:
         raise InvalidSetting(
             "COSMOSDB_START_FROM_TIME", f"{value!r} has no time zone: end it with Z (UTC) or an offset such as +02:00"
         )
-    # The change feed processor ignores a start time next to start-from-beginning
-    # (ChangeFeedProcessorBuilder.WithStartTime); one of them would be ignored silently.
+    # The Cosmos DB extension's listener throws when it starts with both ("Only one of StartFromBeginning
+    # or StartFromTime can be used", CosmosDBTriggerListener.InitializeBuilder): the function would read
+    # no change at all. Refused here, by name, instead.
     if _flag(env, "COSMOSDB_START_FROM_BEGINNING", False):
         raise InvalidSetting(
-            "COSMOSDB_START_FROM_TIME", "is set together with COSMOSDB_START_FROM_BEGINNING=true; set only one of them"
+            "COSMOSDB_START_FROM_TIME", "is set together with COSMOSDB_START_FROM_BEGINNING=true, which the Cosmos DB "
+                                        "extension refuses (its trigger would not start); set only one of them"
         )
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

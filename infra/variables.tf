@@ -382,7 +382,8 @@ variable "regions" {
     - cosmosdb_start_from_beginning: COSMOSDB_START_FROM_BEGINNING for this region.
     - cosmosdb_start_from_time: COSMOSDB_START_FROM_TIME, RFC 3339 (2026-05-01T10:00:00Z): where
       this region's feeds start while they have no leases, e.g. when it takes over from the
-      Scala service (docs/OPERATIONS.md). Remove it once the region runs.
+      Scala service (docs/OPERATIONS.md). Remove it once the region runs. Not with
+      cosmosdb_start_from_beginning = true, the region's or the shared one.
     - subnet_id: a subnet delegated to Microsoft.App/environments for VNet integration, when
       this region's Kafka is private.
     - resource_group_name, function_app_name, storage_account_name: names other than the
@@ -516,10 +517,6 @@ variable "regions" {
     condition     = alltrue([for key, region in var.regions : region.cosmosdb_start_from_time == null || can(formatdate("YYYY", region.cosmosdb_start_from_time))])
     error_message = "regions: cosmosdb_start_from_time must be an RFC 3339 time with a zone, such as 2026-05-01T10:00:00Z; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.cosmosdb_start_from_time}\")" if !(region.cosmosdb_start_from_time == null || can(formatdate("YYYY", region.cosmosdb_start_from_time)))])}."
   }
-
-  # The app refuses the two together: the change feed processor would ignore one of them.
-  validation {
-    condition     = alltrue([for key, region in var.regions : region.cosmosdb_start_from_time == null || region.cosmosdb_start_from_beginning != true])
-    error_message = "regions: cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other; both are set in ${join(", ", [for key, region in var.regions : "region ${key}" if !(region.cosmosdb_start_from_time == null || region.cosmosdb_start_from_beginning != true)])}."
-  }
+  # A start time beside start-from-beginning is refused by the region module, which sees the flag a
+  # region ends up with, its own or the shared cosmosdb_start_from_beginning.
 }

@@ -203,6 +203,7 @@ def test_start_from_time_and_start_from_beginning_together_are_refused():
     env = {**COSMOS, "COSMOSDB_START_FROM_TIME": "2026-05-01T10:00:00Z", "COSMOSDB_START_FROM_BEGINNING": "true"}
     error = error_for(env, TriggerSettings.from_env)
     assert error.setting == "COSMOSDB_START_FROM_TIME" and "COSMOSDB_START_FROM_BEGINNING" in str(error)
+    assert "the Cosmos DB extension refuses" in str(error)
 
 
 def test_the_lease_watch_defaults_expect_no_region_and_judge_after_two_minutes():

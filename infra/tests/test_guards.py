@@ -50,8 +50,17 @@ def test_a_start_time_without_a_zone_fails_naming_the_region(terraform):
 def test_a_start_time_beside_start_from_beginning_fails_naming_the_region(terraform):
     output = plan_failure(terraform, {"westeurope": sasl_region("westeurope", cosmosdb_start_from_beginning=True,
                                                                cosmosdb_start_from_time="2026-05-01T10:00:00Z")})
-    assert "cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other" in output
-    assert "region westeurope" in output
+    assert "region westeurope: cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other" \
+        in output
+
+
+def test_a_start_time_beside_the_shared_start_from_beginning_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
+                                      "eastus": sasl_region("eastus", cosmosdb_start_from_time="2026-05-01T10:00:00Z")},
+                          cosmosdb_start_from_beginning=True)
+    assert "region eastus: cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other" \
+        in output
+    assert "region westeurope:" not in output
 
 
 def test_sasl_username_without_its_password_secret_fails_naming_the_region(terraform):
