@@ -105,13 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
         help="validate a region's settings, Kafka topic and Cosmos DB containers and leases",
-        description="Validates a region's deployment and prints a report, secrets shown as ***.\n"
-                    "Settings: parsed as the app parses them. Kafka: the brokers answer, the topic exists\n"
-                    "and has partitions. Cosmos DB: the database and the whisks, subjects and lease\n"
+        description="Validates a region's deployment and prints a report in four sections, secrets shown\n"
+                    "as ***.\n"
+                    "Settings: parsed as the app parses them; a Key Vault reference is named, never used.\n"
+                    "Kafka: the app's own client configuration is accepted, the brokers answer, the topic\n"
+                    "exists and has partitions. Cosmos DB: the database and the whisks, subjects and lease\n"
                     "containers exist, the lease container is keyed by /id, and this deployment's\n"
                     "leases, with warnings when other deployments' lease prefixes suggest a CLUSTER_ID\n"
                     "problem. What OpenWhisk's controllers write: the containers' time to live, and a\n"
-                    "bounded sample of each change feed (soft deletes, their ttl, _clusterId).\n\n"
+                    "bounded sample of each change feed (soft deletes, their ttl, _clusterId).\n"
+                    "Lease watch: once the lease container answered, the table the watch_leases function\n"
+                    "logs, a row per region and container.\n\n"
                     "Exit status: 0 when there is no problem (warnings allowed), 1 otherwise.")
     check.add_argument("--no-kafka", dest="kafka", action="store_false", help="skip the Kafka checks")
     check.add_argument("--no-cosmos", dest="cosmos", action="store_false", help="skip the Cosmos DB checks")
