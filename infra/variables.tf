@@ -97,6 +97,17 @@ variable "create_lease_container" {
   default     = true
 }
 
+variable "operator_principal_ids" {
+  type        = map(string)
+  description = "Who runs `python -m cache_invalidator check` and `replay` under their own Entra sign-in: a name of your choosing => the object id of a user, group or service principal. Each gets Cosmos DB Built-in Data Reader on exactly the whisks, subjects and lease containers, which is all both commands read (docs/DEPLOY.md, \"Who may do what\")."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for id in values(var.operator_principal_ids) : can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", id))])
+    error_message = "operator_principal_ids: each value must be an Entra object id (a GUID), got ${jsonencode(var.operator_principal_ids)}."
+  }
+}
+
 variable "key_vault_id" {
   type        = string
   description = "Resource id of the existing Key Vault (Azure RBAC authorization) that holds the regions' Kafka secrets. Required when a region names a kafka_sasl_password_secret_name or kafka_producer_secret_names."

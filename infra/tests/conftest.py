@@ -81,15 +81,22 @@ class Terraform:
             assert result.returncode == 0, result.stdout + result.stderr
         return self._initialised[directory]
 
-    def plan(self, variables, directory=INFRA):
+    def plan(self, variables, directory=INFRA, state=None):
         """`terraform plan` of directory with these variables: (exit code, its diagnostics, the plan or None).
 
-        -json gives each diagnostic whole, where the human output wraps it at 78 columns.
+        -json gives each diagnostic whole, where the human output wraps it at 78 columns. With `state`, a
+        state document (version 4), a copy of the directory holding it as its local state is planned: a
+        change to what it holds rather than a deployment from nothing (`Plan.directory` is the copy, for
+        `terraform graph -plan=<Plan.file>`).
         """
         name = uuid.uuid4().hex[:8]
         var_file = self.workspace / f"{name}.tfvars.json"
         var_file.write_text(json.dumps(variables, indent=2))
         plan_file = self.workspace / f"{name}.plan"
+        if state is not None:
+            directory = shutil.copytree(directory, self.workspace / f"{name}-deployed",
+                                        ignore=shutil.ignore_patterns("tests", "examples", ".terraform*"))
+            (directory / "terraform.tfstate").write_text(json.dumps(state, indent=2))
         result = self.run(directory, "plan", "-json", "-refresh=false", "-lock=false", f"-var-file={var_file}",
                           f"-out={plan_file}", check=False)
         diagnostics = []
@@ -102,7 +109,9 @@ class Terraform:
         if result.returncode != 0:
             return result.returncode, text, None
         shown = self.run(directory, "show", "-json", str(plan_file))
-        return 0, text, Plan(json.loads(shown.stdout))
+        plan = Plan(json.loads(shown.stdout))
+        plan.file, plan.directory = plan_file, directory
+        return 0, text, plan
 
 
 class Plan:

@@ -133,16 +133,6 @@ def test_the_app_may_read_exactly_its_own_secrets(regions_plan):
     assert "azapi_resource.function_app.identity" in config["expressions"]["principal_id"]["references"]
 
 
-def test_cosmos_db_role_is_built_in_data_contributor_on_the_database(regions_plan):
-    for region in REGIONS:
-        assignment = regions_plan.after(f'module.region["{region}"].azurerm_cosmosdb_sql_role_assignment.data_contributor')
-        assert assignment["role_definition_id"] == f"{COSMOSDB_ACCOUNT_ID}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000002"
-        assert assignment["scope"] == f"{COSMOSDB_ACCOUNT_ID}/dbs/openwhisk"
-        assert (assignment["account_name"], assignment["resource_group_name"]) == ("openwhisk-cosmos", "openwhisk")
-    config = regions_plan.config(["region"], "azurerm_cosmosdb_sql_role_assignment.data_contributor")
-    assert "azurerm_user_assigned_identity.this.principal_id" in config["expressions"]["principal_id"]["references"]
-
-
 def test_connections_are_identity_based(regions_plan):
     for region in REGIONS:
         settings = regions_plan.app_settings(region)

@@ -11,6 +11,8 @@ module "cache_invalidator" {
   cosmosdb_database_name = "openwhisk"
   key_vault_id           = var.key_vault_id
   action_group_id        = var.action_group_id
+  # Who runs `check` and `replay` under their own sign-in: Data Reader on the three containers.
+  operator_principal_ids = var.operator_principal_ids
 
   regions = {
     westeurope = {

@@ -9,10 +9,18 @@ locals {
   key_vault_id   = var.key_vault_id == null ? "" : var.key_vault_id
   key_vault_name = var.key_vault_id == null ? "" : element(split("/", var.key_vault_id), 8)
 
-  # Cosmos DB Built-in Data Contributor: read and write items, which the trigger needs
-  # for its leases. A built-in data-plane role, so its id is the same in every account.
+  # Cosmos DB's built-in data-plane roles, whose ids are the same in every account: Data
+  # Reader (read metadata, items, queries and change feeds) and Data Contributor (that, and
+  # write items). Each is scoped to one container, named by the region's own settings, so
+  # that the grants follow what the app reads (docs/DEPLOY.md, "Who may do what").
+  cosmosdb_data_reader_role_definition_id      = "${var.cosmosdb_account_id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000001"
   cosmosdb_data_contributor_role_definition_id = "${var.cosmosdb_account_id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000002"
-  cosmosdb_role_scope                          = "${var.cosmosdb_account_id}/dbs/${var.cosmosdb_database_name}"
+  cosmosdb_database_scope                      = "${var.cosmosdb_account_id}/dbs/${var.app_settings["COSMOSDB_NAME"]}"
+  cosmosdb_watched_containers = {
+    whisks   = var.app_settings["COSMOSDB_WHISKS_CONTAINER"]
+    subjects = var.app_settings["COSMOSDB_SUBJECTS_CONTAINER"]
+  }
+  cosmosdb_lease_container = var.app_settings["COSMOSDB_LEASE_CONTAINER"]
 
   # The names function_app.py gives its functions; Flex Consumption scales (and keeps
   # warm) each non-HTTP function on its own, named `function:<name>`. A new function
@@ -104,12 +112,43 @@ resource "azurerm_role_assignment" "storage_blob_data_owner" {
   principal_type       = "ServicePrincipal"
 }
 
-resource "azurerm_cosmosdb_sql_role_assignment" "data_contributor" {
+# The triggers read the change feeds of whisks and subjects (and the containers' metadata,
+# their feed ranges) and never write them: Data Reader on exactly those two containers.
+resource "azurerm_cosmosdb_sql_role_assignment" "data_reader" {
+  for_each = local.cosmosdb_watched_containers
+
+  resource_group_name = local.cosmosdb_account_resource_group
+  account_name        = local.cosmosdb_account_name
+  role_definition_id  = local.cosmosdb_data_reader_role_definition_id
+  principal_id        = azurerm_user_assigned_identity.this.principal_id
+  scope               = "${local.cosmosdb_database_scope}/colls/${each.value}"
+}
+
+# The processors create, read, renew, checkpoint and delete their leases (and the store's
+# .info and .lock), and the lease watch queries every region's: Data Contributor on exactly
+# the lease container.
+resource "azurerm_cosmosdb_sql_role_assignment" "lease_data_contributor" {
   resource_group_name = local.cosmosdb_account_resource_group
   account_name        = local.cosmosdb_account_name
   role_definition_id  = local.cosmosdb_data_contributor_role_definition_id
   principal_id        = azurerm_user_assigned_identity.this.principal_id
-  scope               = local.cosmosdb_role_scope
+  scope               = "${local.cosmosdb_database_scope}/colls/${local.cosmosdb_lease_container}"
+
+  # A deployment made before these grants holds Data Contributor on the whole database,
+  # under this resource's former address (the moved block below). Its scope cannot change
+  # in place, so Terraform replaces it: created first, after the readers (depends_on), and
+  # the database-wide grant deleted last, so that the triggers never lack access
+  # (docs/DEPLOY.md, "Narrowing an existing deployment's grants").
+  lifecycle {
+    create_before_destroy = true
+  }
+
+  depends_on = [azurerm_cosmosdb_sql_role_assignment.data_reader]
+}
+
+moved {
+  from = azurerm_cosmosdb_sql_role_assignment.data_contributor
+  to   = azurerm_cosmosdb_sql_role_assignment.lease_data_contributor
 }
 
 resource "azurerm_log_analytics_workspace" "this" {
@@ -239,7 +278,8 @@ resource "azapi_resource" "function_app" {
   depends_on = [
     azurerm_role_assignment.storage_blob_data_owner,
     azurerm_role_assignment.monitoring_metrics_publisher,
-    azurerm_cosmosdb_sql_role_assignment.data_contributor,
+    azurerm_cosmosdb_sql_role_assignment.data_reader,
+    azurerm_cosmosdb_sql_role_assignment.lease_data_contributor,
   ]
 }
 

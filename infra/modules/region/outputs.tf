@@ -33,12 +33,18 @@ output "identity" {
   }
 }
 
-output "cosmosdb_role_assignment" {
-  description = "The Cosmos DB data-plane role the identity holds, and where."
-  value = {
-    role_definition_id = local.cosmosdb_data_contributor_role_definition_id
-    scope              = local.cosmosdb_role_scope
-  }
+output "cosmosdb_role_assignments" {
+  description = "The Cosmos DB data-plane roles the identity holds, and where: one per container."
+  value = merge(
+    { for part, assignment in azurerm_cosmosdb_sql_role_assignment.data_reader : part => {
+      role_definition_id = assignment.role_definition_id
+      scope              = assignment.scope
+    } },
+    { lease = {
+      role_definition_id = azurerm_cosmosdb_sql_role_assignment.lease_data_contributor.role_definition_id
+      scope              = azurerm_cosmosdb_sql_role_assignment.lease_data_contributor.scope
+    } },
+  )
 }
 
 output "alert_queries" {

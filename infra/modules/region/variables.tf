@@ -146,16 +146,6 @@ variable "cosmosdb_account_endpoint" {
   }
 }
 
-variable "cosmosdb_database_name" {
-  type        = string
-  description = "The database the identity may read and write (Cosmos DB Built-in Data Contributor)."
-
-  validation {
-    condition     = length(var.cosmosdb_database_name) > 0
-    error_message = "cosmosdb_database_name must be set."
-  }
-}
-
 variable "key_vault_id" {
   type        = string
   description = "Resource id of the Key Vault that holds key_vault_secrets, or null when there are none."
@@ -180,11 +170,11 @@ variable "key_vault_secrets" {
 
 variable "app_settings" {
   type        = map(string)
-  description = "The app's own settings (README.md, \"Settings\"), without the connections this module adds."
+  description = "The app's own settings (README.md, \"Settings\"), without the connections this module adds. The identity's Cosmos DB grants are scoped to the database and containers these name."
 
   validation {
-    condition     = alltrue([for name in ["COSMOSDB_NAME", "CLUSTER_ID", "KAFKA_HOSTS"] : contains(keys(var.app_settings), name)])
-    error_message = "app_settings must hold COSMOSDB_NAME, CLUSTER_ID and KAFKA_HOSTS; missing: ${join(", ", [for name in ["COSMOSDB_NAME", "CLUSTER_ID", "KAFKA_HOSTS"] : name if !contains(keys(var.app_settings), name)])}."
+    condition     = alltrue([for name in ["COSMOSDB_NAME", "COSMOSDB_WHISKS_CONTAINER", "COSMOSDB_SUBJECTS_CONTAINER", "COSMOSDB_LEASE_CONTAINER", "CLUSTER_ID", "KAFKA_HOSTS"] : contains(keys(var.app_settings), name)])
+    error_message = "app_settings must hold COSMOSDB_NAME, the three COSMOSDB_*_CONTAINER settings, CLUSTER_ID and KAFKA_HOSTS; missing: ${join(", ", [for name in ["COSMOSDB_NAME", "COSMOSDB_WHISKS_CONTAINER", "COSMOSDB_SUBJECTS_CONTAINER", "COSMOSDB_LEASE_CONTAINER", "CLUSTER_ID", "KAFKA_HOSTS"] : name if !contains(keys(var.app_settings), name)])}."
   }
 
   validation {
