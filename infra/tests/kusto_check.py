@@ -125,24 +125,24 @@ def workbook_items(items):
 
 
 @dataclasses.dataclass
-class Finding:
-    """What the check found wrong in one query."""
+class Result:
+    """What the check found in one query: its problems (none when it passes) and its regular expressions."""
 
     query: Query
     problems: list[str]
+    regexes: list[str]
 
     def __str__(self):
         return f"{self.query.name} ({self.query.database}):\n" + "".join(f"  {p}\n" for p in self.problems) + \
                f"  the query:\n    {self.query.text}"
 
 
-def check(queries: list[Query]) -> list[Finding]:
-    """Kusto.Language's diagnostics and RE2's refusals of each query, one Finding per query with any."""
+def check(queries: list[Query]) -> dict[str, Result]:
+    """Kusto.Language's diagnostics and RE2's refusals of each query, by query name; one run of Node.js for all."""
     if not queries:
-        return []
-    answers = analyse(queries)
-    findings = []
-    for query, answer in zip(queries, answers):
+        return {}
+    results = {}
+    for query, answer in zip(queries, analyse(queries)):
         problems = [f"Kusto {d['code']} {d['severity']} at {d['start']}: {d['message']} "
                     f"(near {query.text[max(0, d['start'] - 20):d['start'] + d['length'] + 20]!r})"
                     for d in answer["diagnostics"]]
@@ -150,17 +150,16 @@ def check(queries: list[Query]) -> list[Finding]:
             try:
                 re2.compile(regex["pattern"])
             except re2.error as exc:
-                problems.append(f"RE2 refuses the regular expression {regex['pattern']!r} of {regex['function']} at "
-                                f"{regex['start']}: {_text(exc)}")
+                problems.append(f"RE2 refuses the regular expression of {regex['function']} at {regex['start']}, "
+                                f"{regex['pattern']}: {_text(exc)}")
         problems += [f"a regular expression the check cannot read: {use}" for use in answer["unchecked"]]
-        if problems:
-            findings.append(Finding(query, problems))
-    return findings
+        results[query.name] = Result(query, problems, [regex["pattern"] for regex in answer["regexes"]])
+    return results
 
 
-def regexes(queries: list[Query]) -> dict[str, list[str]]:
-    """The regular expressions of each query, by query name, as Kusto.Language finds them in its syntax."""
-    return {query.name: [r["pattern"] for r in answer["regexes"]] for query, answer in zip(queries, analyse(queries))}
+def failures(results: dict[str, Result]) -> str:
+    """The results with problems, each naming its query and quoting it; empty when every query passed."""
+    return "\n\n".join(str(result) for result in results.values() if result.problems)
 
 
 def analyse(queries: list[Query]) -> list[dict]:

@@ -5,7 +5,7 @@ import json
 import re
 import uuid
 
-from conftest import INFRA, REPO_ROOT, SHARED, SUBSCRIPTION, sasl_region
+from conftest import INFRA, REGIONS as PLANNED, REPO_ROOT, SHARED, SUBSCRIPTION
 
 RULES = ("failed_batches", "lag", "stale_region", "behind_region", "watch_silent", "oldest_pending_change")
 ALERT = 'module.region["{}"].azurerm_monitor_scheduled_query_rules_alert_v2.alert["{}"]'
@@ -71,13 +71,10 @@ def state_of_the_separate_rules(plan, region):
             "resources": resources}
 
 
-def test_rules_applied_as_resources_of_their_own_move_into_the_map_and_are_not_replaced(terraform):
-    variables = {**SHARED, "regions": {"eastus": sasl_region("eastus")}}
-    code, output, fresh = terraform.plan(variables)
-    assert code == 0, output
+def test_rules_applied_as_resources_of_their_own_move_into_the_map_and_are_not_replaced(terraform, regions_plan):
     state = terraform.workspace / f"{uuid.uuid4().hex[:8]}.tfstate"
-    state.write_text(json.dumps(state_of_the_separate_rules(fresh, "eastus")))
-    code, output, plan = terraform.plan(variables, state=state)
+    state.write_text(json.dumps(state_of_the_separate_rules(regions_plan, "eastus")))
+    code, output, plan = terraform.plan({**SHARED, "regions": PLANNED}, state=state)
     assert code == 0, output
     for rule in ("failed_batches", "lag", "stale_region", "watch_silent", "oldest_pending_change"):
         change = plan.changes[ALERT.format("eastus", rule)]

@@ -15,7 +15,7 @@ import re2
 from cache_invalidator.handler import _report_batch
 from cache_invalidator.lease_watch import BEHIND, HEALTHY, MISSING, STALE, UNREADABLE, RegionFinding, WatchRun, report
 from cache_invalidator.translation import ContainerKind, translate
-from kusto_check import Query, alert_queries, check, regexes, workbook_queries
+from kusto_check import Query, alert_queries, check, failures, workbook_queries
 
 BATCH_LINE, WATCH_LINE = "Change batch ", "Lease watch "
 # A query's extract() of a field of the line into a column: `column = extract(@"pattern", 1, message)`,
@@ -27,25 +27,10 @@ def every_query(plan):
     return alert_queries(plan) + workbook_queries(plan)
 
 
-def test_every_alert_and_workbook_query_passes_kusto_language_and_re2(regions_plan):
-    queries = every_query(regions_plan)
-    alerts = [q for q in queries if "scheduled_query_rules" in q.name]
-    assert len(alerts) == 6 * 3 and len(queries) == len(alerts) + 8 * 3
-    findings = check(queries)
-    assert not findings, "\n\n".join(map(str, findings))
-
-
-def test_the_two_regions_examples_queries_pass_kusto_language_and_re2(two_regions_plan):
-    queries = every_query(two_regions_plan)
-    assert len(queries) == (6 + 8) * 2
-    findings = check(queries)
-    assert not findings, "\n\n".join(map(str, findings))
-
-
-def test_alert_rules_scoped_to_application_insights_read_its_traces_table(regions_plan):
-    assert {query.database for query in alert_queries(regions_plan)} == {"application_insights"}
-    sources = {query.database for query in workbook_queries(regions_plan)}
-    assert sources == {"application_insights", "resource_graph"}
+def seeded(query, mistake):
+    wrong = SEEDED[mistake][0](query.text)
+    assert wrong != query.text
+    return dataclasses.replace(query, name=f"{query.name} with {mistake}", text=wrong)
 
 
 SEEDED = {
@@ -54,31 +39,59 @@ SEEDED = {
     "an unbalanced group in a pattern": (lambda text: text.replace(r'(\S+)", 1, message)', r'(\S+", 1, message)', 1),
                                          "RE2 refuses the regular expression"),
 }
+PARSE_REGEX = Query("a parse kind=regex", "application_insights",
+                    'traces | parse kind=regex message with "container=" container:string " " rest:string')
+
+
+@pytest.fixture(scope="module")
+def checked(regions_plan, two_regions_plan):
+    """Every query of both plans, the seeded mistakes and the same rule against a workspace, through one run."""
+    failed_batches = next(q for q in alert_queries(regions_plan) if q.name.endswith('alert["failed_batches"]'))
+    watch_silent = next(q for q in alert_queries(regions_plan) if q.name.endswith('alert["watch_silent"]'))
+    queries = (every_query(regions_plan) + every_query(two_regions_plan)
+               + [seeded(failed_batches, mistake) for mistake in sorted(SEEDED)]
+               + [dataclasses.replace(watch_silent, name=f"{watch_silent.name} in a workspace",
+                                      database="log_analytics_workspace"), PARSE_REGEX])
+    return check(queries)
+
+
+def test_every_alert_and_workbook_query_passes_kusto_language_and_re2(regions_plan, checked):
+    queries = every_query(regions_plan)
+    alerts = [q for q in queries if "scheduled_query_rules" in q.name]
+    assert len(alerts) == 6 * 3 and len(queries) == len(alerts) + 8 * 3
+    problems = failures({q.name: checked[q.name] for q in queries})
+    assert not problems, problems
+
+
+def test_the_two_regions_examples_queries_pass_kusto_language_and_re2(two_regions_plan, checked):
+    queries = every_query(two_regions_plan)
+    assert len(queries) == (6 + 8) * 2
+    problems = failures({q.name: checked[q.name] for q in queries})
+    assert not problems, problems
+
+
+def test_alert_rules_scoped_to_application_insights_read_its_traces_table(regions_plan):
+    assert {query.database for query in alert_queries(regions_plan)} == {"application_insights"}
+    sources = {query.database for query in workbook_queries(regions_plan)}
+    assert sources == {"application_insights", "resource_graph"}
 
 
 @pytest.mark.parametrize("mistake", sorted(SEEDED))
-def test_a_seeded_mistake_fails_the_check_naming_the_rule_and_quoting_the_query(regions_plan, mistake):
-    seed, expected = SEEDED[mistake]
-    query = next(q for q in alert_queries(regions_plan) if q.name.endswith('alert["failed_batches"]'))
-    wrong = dataclasses.replace(query, text=seed(query.text))
-    assert wrong.text != query.text
-    findings = check([wrong])
-    assert len(findings) == 1 and expected in str(findings[0]), str(findings)
-    assert str(findings[0]).startswith(query.name) and wrong.text in str(findings[0])
-    print(f"\n--- {mistake} ---\n{findings[0]}")
+def test_a_seeded_mistake_fails_the_check_naming_the_rule_and_quoting_the_query(checked, mistake):
+    name = next(name for name in checked if name.endswith(f'alert["failed_batches"] with {mistake}'))
+    result = checked[name]
+    assert result.problems and SEEDED[mistake][1] in str(result), str(result)
+    assert str(result).startswith('module.region["') and result.query.text in str(result)
+    print(f"\n--- {mistake} ---\n{result}")
 
 
-def test_the_same_query_against_a_workspaces_apptraces_fails(regions_plan):
-    query = next(q for q in alert_queries(regions_plan) if q.name.endswith('alert["watch_silent"]'))
-    findings = check([dataclasses.replace(query, database="log_analytics_workspace")])
-    assert len(findings) == 1 and "Kusto KS204" in str(findings[0]) and "'traces'" in str(findings[0])
+def test_the_same_query_against_a_workspaces_apptraces_fails(checked):
+    result = next(result for name, result in checked.items() if name.endswith("in a workspace"))
+    assert "Kusto KS204" in str(result) and "'traces'" in str(result)
 
 
-def test_a_regex_the_check_cannot_read_fails_rather_than_passes():
-    query = Query("a parse kind=regex", "application_insights",
-                  'traces | parse kind=regex message with "container=" container:string " " rest:string')
-    findings = check([query])
-    assert len(findings) == 1 and "cannot read" in str(findings[0])
+def test_a_regex_the_check_cannot_read_fails_rather_than_passes(checked):
+    assert "cannot read" in str(checked[PARSE_REGEX.name])
 
 
 # -- the lines the app writes ---------------------------------------------------------------
@@ -150,12 +163,12 @@ def line_kind(query):
     return None
 
 
-def test_every_pattern_of_every_query_is_one_this_test_reads(regions_plan):
+def test_every_pattern_of_every_query_is_one_this_test_reads(regions_plan, checked):
     """The text's extract() calls, as read here, are every pattern Kusto.Language finds in the query."""
-    queries = [q for q in every_query(regions_plan) if q.database == "application_insights"]
-    found = regexes(queries)
-    for query in queries:
-        assert sorted(pattern for _, _, pattern in extracts(query)) == sorted(found[query.name]), query.name
+    for query in every_query(regions_plan):
+        if query.database != "application_insights":
+            continue
+        assert sorted(pattern for _, _, pattern in extracts(query)) == sorted(checked[query.name].regexes), query.name
         assert line_kind(query) is not None, f"{query.name} reads neither line: {query.text}"
 
 
