@@ -57,3 +57,10 @@ def test_without_cargo_up_exits_4_saying_so(script_dir, tmp_path):
     result = cosmos(["up", "--dir", str(script_dir)], env={"PATH": str(empty)})
     assert result.returncode == 4
     assert "cargo not found on PATH" in result.stderr
+
+
+def test_up_without_all_versions_and_deletes_over_a_running_emulator_with_it_fails_saying_so(script_dir):
+    assert cosmos(["up", "--dir", str(script_dir)]).returncode == 0
+    result = cosmos(["up", "--dir", str(script_dir), "--without-all-versions-and-deletes"])
+    assert result.returncode == 1
+    assert "already running" in result.stderr and "with the all versions and deletes change feed" in result.stderr
