@@ -130,6 +130,8 @@ module "region" {
       LEASE_WATCH_REGIONS         = join(",", sort([for key, other in var.regions : other.cluster_id]))
       LEASE_WATCH_STALE_SECONDS   = tostring(var.lease_watch_stale_seconds)
       LEASE_WATCH_PENDING_SECONDS = tostring(var.lease_watch_pending_seconds)
+      # Read by `check` only (its --min-soft-delete-ttl), from the settings an operator downloads.
+      OPENWHISK_SOFT_DELETE_TTL_SECONDS = tostring(var.soft_delete_ttl_seconds)
     },
     var.lease_watch_schedule == null ? {} : { LEASE_WATCH_SCHEDULE = var.lease_watch_schedule },
     length(each.value.cosmosdb_preferred_locations) == 0 ? {} : { COSMOSDB_PREFERRED_LOCATIONS = join(",", each.value.cosmosdb_preferred_locations) },
@@ -146,6 +148,6 @@ module "region" {
   alert_failed_batches_threshold = var.alert_failed_batches_threshold
   alert_window                   = var.alert_window
 
-  alert_watch_silence_window       = var.alert_watch_silence_window
-  alert_pending_change_age_seconds = var.alert_pending_change_age_seconds
+  alert_watch_silence_window = var.alert_watch_silence_window
+  soft_delete_ttl_seconds    = var.soft_delete_ttl_seconds
 }

@@ -48,17 +48,16 @@ output "cosmosdb_role_assignments" {
 }
 
 output "alert_queries" {
-  description = "The log queries behind the alerts, to run by hand in Application Insights."
-  value = {
-    failed_batches        = local.failed_batches_query
-    lag_seconds           = local.lag_seconds_query
-    stale_regions         = local.stale_regions_query
-    watch_lines           = local.watch_lines_query
-    oldest_pending_change = local.oldest_pending_change_query
-  }
+  description = "The log queries behind the alert rules, to run by hand in the region's Application Insights (Logs)."
+  value       = module.queries.alert_queries
 }
 
 output "application_insights_id" {
-  description = "Resource id of the region's Application Insights."
-  value       = azurerm_application_insights.this.id
+  description = "Resource id of the region's Application Insights, known at plan (the workbook's queries name it)."
+  value       = local.application_insights_id
+}
+
+output "alert_rule_names" {
+  description = "The region's alert rules' names, by rule."
+  value       = { for rule, alert in azurerm_monitor_scheduled_query_rules_alert_v2.alert : rule => alert.name }
 }

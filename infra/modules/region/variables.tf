@@ -233,12 +233,12 @@ variable "alert_watch_silence_window" {
   }
 }
 
-variable "alert_pending_change_age_seconds" {
+variable "soft_delete_ttl_seconds" {
   type        = number
-  description = "Alert when the lease watch reports a change pending for a region longer than this: the soft-delete TTL less a margin."
+  description = "OpenWhisk's soft-delete TTL in seconds: the oldest-pending-change alert fires at 90 % of it."
 
   validation {
-    condition     = var.alert_pending_change_age_seconds > 0
-    error_message = "alert_pending_change_age_seconds must be above 0, got ${var.alert_pending_change_age_seconds}."
+    condition     = var.soft_delete_ttl_seconds >= 3600 && floor(var.soft_delete_ttl_seconds) == var.soft_delete_ttl_seconds
+    error_message = "soft_delete_ttl_seconds must be a whole number of at least 3600, got ${var.soft_delete_ttl_seconds}."
   }
 }
