@@ -194,6 +194,23 @@ def _renewal_time(document: Mapping) -> Optional[float]:
     return float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
 
 
+def database_rid_of(container_rid: str) -> str:
+    """The database's _rid inside a container's _rid, as the .NET SDK's change feed processor takes it.
+
+    A container's _rid is 8 bytes, its database's 4 first, in base64 with `-` for `/` (ResourceIdentifier in
+    Microsoft.Azure.Cosmos/src/Pagination/; CosmosContainerExtensions.GetMonitoredDatabaseAndContainerRidAsync
+    reads it so since SDK 3.32.0). Reading the database itself would need a role on the whole database, which
+    neither the app's identity nor an operator holds (docs/DEPLOY.md, "Who may do what").
+    """
+    try:
+        raw = base64.b64decode(container_rid.replace("-", "/"), validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) < 8:
+        raise ValueError(f"{container_rid!r} is not a container's _rid")
+    return base64.b64encode(raw[:4]).decode().replace("/", "-")
+
+
 def lease_prefix_of(lease_id: str, marker: str, account_host: str, container: str) -> Optional[str]:
     """The lease prefix of a lease id `<prefix><host>_<database rid>_<container rid>..<token>`, None if not one of
     `container`'s. `marker` is `_<database rid>_<container rid>..`.
@@ -346,15 +363,38 @@ def judge_region(region: str, container: str, prefix: Optional[str], leases: lis
     note = f"; {unestimated} of {len(leases)} lease(s) not estimated ({why})" if unestimated else ""
     finding["mode"] = mode
     if renewed_ago is None or renewed_ago > settings.stale_seconds:
-        when = "never" if renewed_ago is None else f"{renewed_ago:.0f} s ago"
         return RegionFinding(region, container, STALE, **finding,
-                             reason=f"leases last renewed {when}, over {settings.stale_seconds} s "
-                                    f"(LEASE_WATCH_STALE_SECONDS): no instance of the region's app holds them{note}")
+                             reason=_stale_reason(leases, container, owners, settings.stale_seconds, now) + note)
     if oldest_pending is not None and oldest_pending > settings.pending_seconds:
         return RegionFinding(region, container, BEHIND, **finding,
                              reason=f"oldest change not yet handed to the region's function is {oldest_pending:.0f} s "
-                                    f"old, over {settings.pending_seconds} s (LEASE_WATCH_PENDING_SECONDS){note}")
+                                    f"old, over {settings.pending_seconds} s (LEASE_WATCH_PENDING_SECONDS), while its "
+                                    f"leases are renewed: its batches fail and are retried, or it cannot keep up{note}")
     return RegionFinding(region, container, HEALTHY, **finding, reason=note[2:])
+
+
+def _stale_reason(leases: list[Lease], container: str, owners: tuple[str, ...], stale_seconds: int,
+                  now: float) -> str:
+    """What a stale region's leases show: none of them renewed, or only some, and what that means.
+
+    A running instance renews the leases it holds every 17 s and takes over any lease not renewed for 60 s,
+    so a lease older than the threshold is one that no instance holds. An expired lease keeps the name of
+    its last owner: `owners` counts those names, not instances alive.
+    """
+    renewals = [lease.renewed_at for lease in leases if lease.renewed_at is not None]
+    threshold = f"in the last {stale_seconds} s (LEASE_WATCH_STALE_SECONDS)"
+    if not renewals:
+        return (f"none of its {len(leases)} lease(s) records a renewal time: nothing shows that an instance of the "
+                f"region's app ever held them")
+    unrenewed = [now - at for at in renewals if now - at > stale_seconds]
+    if len(unrenewed) < len(leases):
+        return (f"{len(unrenewed)} of its {len(leases)} lease(s) not renewed {threshold}, the oldest "
+                f"{max(unrenewed):.0f} s ago: the region's app runs (it renews the others), but no instance took "
+                f"those over once they expired, so their part of the feed of {container!r} is not read for that region")
+    named = f" (the {len(owners)} owner(s) they name held them last)" if owners else ""
+    return (f"none of its {len(leases)} lease(s) renewed {threshold}, the latest {now - max(renewals):.0f} s ago: "
+            f"no instance of the region's app holds them, so nothing reads the feed of {container!r} for that "
+            f"region{named}")
 
 
 def judge(leases_by_prefix: Mapping[str, Mapping[str, list[Lease]]], pending: Mapping[str, PendingWork],
@@ -493,11 +533,8 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
     def hook() -> dict:
         """Every request's options: the charge counter, and what is left of the run's time as its timeout."""
         return {"raw_response_hook": charges, "timeout": max(0.5, until - time.monotonic())}
+    # The database is never read: its _rid is in the containers' (database_rid_of).
     database = client.get_database_client(trigger.database)
-    try:
-        database_rid = database.read(**hook())["_rid"]
-    except CosmosResourceNotFoundError:
-        raise WatchUnreadable(f"database {trigger.database!r} (COSMOSDB_NAME) does not exist") from None
     monitored = {}
     for setting, name in (("COSMOSDB_WHISKS_CONTAINER", trigger.whisks_container),
                           ("COSMOSDB_SUBJECTS_CONTAINER", trigger.subjects_container)):
@@ -505,7 +542,8 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
         try:
             monitored[name] = (container, container.read(**hook())["_rid"])
         except CosmosResourceNotFoundError:
-            raise WatchUnreadable(f"container {name!r} ({setting}) does not exist") from None
+            raise WatchUnreadable(f"container {name!r} ({setting}) does not exist in database "
+                                  f"{trigger.database!r} (COSMOSDB_NAME)") from None
     lease_container = database.get_container_client(trigger.lease_container)
     try:
         documents = list(lease_container.query_items("SELECT * FROM c", enable_cross_partition_query=True, **hook()))
@@ -516,7 +554,7 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
     by_container: dict[str, dict[str, list[Lease]]] = {}
     leases_of: dict[str, tuple] = {}
     for name, (container, rid) in monitored.items():
-        marker = f"_{database_rid}_{rid}.."
+        marker = f"_{database_rid_of(rid)}_{rid}.."
         groups = by_container.setdefault(name, {})
         for document in documents:
             lease_id = document.get("id")

@@ -97,6 +97,17 @@ variable "create_lease_container" {
   default     = true
 }
 
+variable "operator_principal_ids" {
+  type        = map(string)
+  description = "Who runs `python -m cache_invalidator check` and `replay` under their own Entra sign-in: a name of your choosing => the object id of a user, group or service principal. Each gets Cosmos DB Built-in Data Reader on exactly the whisks, subjects and lease containers, which is all both commands read (docs/DEPLOY.md, \"Who may do what\")."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for id in values(var.operator_principal_ids) : can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", id))])
+    error_message = "operator_principal_ids: each value must be an Entra object id (a GUID), got ${jsonencode(var.operator_principal_ids)}."
+  }
+}
+
 variable "key_vault_id" {
   type        = string
   description = "Resource id of the existing Key Vault (Azure RBAC authorization) that holds the regions' Kafka secrets. Required when a region names a kafka_sasl_password_secret_name or kafka_producer_secret_names."
@@ -279,6 +290,17 @@ variable "alert_window" {
   }
 }
 
+variable "workbook_location" {
+  type        = string
+  description = "The Azure region of the deployment's workbook. Default: the location of the first region, by key."
+  default     = null
+
+  validation {
+    condition     = var.workbook_location == null || can(regex("^[a-z][a-z0-9]+$", var.workbook_location))
+    error_message = "workbook_location must be an Azure region name such as westeurope, got \"${coalesce(var.workbook_location, "null")}\"."
+  }
+}
+
 # --- The lease watch -----------------------------------------------------------
 
 variable "lease_watch_schedule" {
@@ -325,14 +347,20 @@ variable "alert_watch_silence_window" {
   }
 }
 
-variable "alert_pending_change_age_seconds" {
+variable "soft_delete_ttl_seconds" {
   type        = number
-  description = "Alert when a region's oldest pending change is older than this. Set it to the soft-delete TTL of OpenWhisk's Cosmos DB store less a margin: past the TTL a region loses the delete for good. Default: 9 h, for the 10 h of OpenWhisk's commented soft-delete-ttl example, less an hour."
-  default     = 32400
+  description = <<-EOT
+    OpenWhisk's soft-delete TTL, in seconds: whisk.cosmosdb.soft-delete-ttl as every controller of
+    every region sets it (README.md, "What OpenWhisk must be configured with"), e.g. 2592000 for
+    `30 d`. The one TTL the deployment declares, and everything that depends on it follows it:
+    the oldest-pending-change alert fires at 90 % of it, and each region's app carries it as
+    OPENWHISK_SOFT_DELETE_TTL_SECONDS, which `python -m cache_invalidator check` takes for its
+    --min-soft-delete-ttl (it warns of soft deletes whose ttl is shorter than declared).
+  EOT
 
   validation {
-    condition     = var.alert_pending_change_age_seconds > 0
-    error_message = "alert_pending_change_age_seconds must be above 0, got ${var.alert_pending_change_age_seconds}."
+    condition     = var.soft_delete_ttl_seconds >= 3600 && floor(var.soft_delete_ttl_seconds) == var.soft_delete_ttl_seconds
+    error_message = "soft_delete_ttl_seconds must be a whole number of seconds, at least 3600 (an hour: a shorter TTL leaves no time to act on the alert), got ${var.soft_delete_ttl_seconds}."
   }
 }
 
@@ -372,6 +400,7 @@ variable "regions" {
     - kafka_topic: KAFKA_TOPIC. Default: var.kafka_topic.
     - kafka_security_protocol, kafka_sasl_mechanism, kafka_sasl_username, kafka_ssl_ca_location:
       KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SSL_CA_LOCATION.
+      A SASL_* protocol needs a mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
     - kafka_sasl_password_secret_name: the Key Vault secret (in key_vault_id) holding
       KAFKA_SASL_PASSWORD; the app setting is a Key Vault reference, never the password.
     - kafka_producer_properties: librdkafka properties, { "linger.ms" = "5" } becomes
@@ -382,7 +411,8 @@ variable "regions" {
     - cosmosdb_start_from_beginning: COSMOSDB_START_FROM_BEGINNING for this region.
     - cosmosdb_start_from_time: COSMOSDB_START_FROM_TIME, RFC 3339 (2026-05-01T10:00:00Z): where
       this region's feeds start while they have no leases, e.g. when it takes over from the
-      Scala service (docs/OPERATIONS.md). Remove it once the region runs.
+      Scala service (docs/OPERATIONS.md). Remove it once the region runs. Not with
+      cosmosdb_start_from_beginning = true, the region's or the shared one.
     - cosmosdb_change_feed_mode: COSMOSDB_CHANGE_FEED_MODE, LatestVersion (the default) or
       AllVersionsAndDeletes, the feed that carries hard deletes (the account needs continuous
       backup and the feature; docs/DEPLOY.md). Its leases are `<cluster_id>-whisks-avad` and
@@ -434,9 +464,11 @@ variable "regions" {
     error_message = "regions: kafka_security_protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.kafka_security_protocol}\")" if !contains(["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL", "-"], coalesce(region.kafka_security_protocol, "-"))])}."
   }
 
+  # The mechanisms the client that scripts/package ships is built with: infra/tests holds this list to
+  # what that client says of itself (cache_invalidator/producer.py, built_in_sasl_mechanisms).
   validation {
-    condition     = alltrue([for key, region in var.regions : contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "-"], coalesce(region.kafka_sasl_mechanism, "-"))])
-    error_message = "regions: kafka_sasl_mechanism must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or GSSAPI; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.kafka_sasl_mechanism}\")" if !contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "-"], coalesce(region.kafka_sasl_mechanism, "-"))])}."
+    condition     = alltrue([for key, region in var.regions : contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "-"], coalesce(region.kafka_sasl_mechanism, "-"))])
+    error_message = "regions: kafka_sasl_mechanism must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, the mechanisms the packaged Kafka client is built with (confluent-kafka's wheels have no GSSAPI, librdkafka's default); wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.kafka_sasl_mechanism}\")" if !contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "-"], coalesce(region.kafka_sasl_mechanism, "-"))])}."
   }
 
   validation {
@@ -454,6 +486,12 @@ variable "regions" {
     error_message = "regions: the Kafka settings of ${join(", ", [for key, region in var.regions : "region ${key}" if contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], coalesce(region.kafka_sasl_mechanism, "-")) && region.kafka_sasl_username == null])} are incomplete: kafka_sasl_mechanism PLAIN or SCRAM needs kafka_sasl_username and kafka_sasl_password_secret_name."
   }
 
+  # The app names no default mechanism (librdkafka's, GSSAPI, is not in the packaged client).
+  validation {
+    condition     = alltrue([for key, region in var.regions : region.kafka_sasl_mechanism != null || !contains(["SASL_SSL", "SASL_PLAINTEXT"], coalesce(region.kafka_security_protocol, "-"))])
+    error_message = "regions: the Kafka settings of ${join(", ", [for key, region in var.regions : "region ${key}" if region.kafka_sasl_mechanism == null && contains(["SASL_SSL", "SASL_PLAINTEXT"], coalesce(region.kafka_security_protocol, "-"))])} are incomplete: kafka_security_protocol SASL_SSL or SASL_PLAINTEXT needs a kafka_sasl_mechanism (KAFKA_SASL_MECHANISM), the one the brokers expect."
+  }
+
   validation {
     condition     = alltrue([for key, region in var.regions : region.kafka_sasl_mechanism == null || contains(["SASL_SSL", "SASL_PLAINTEXT"], coalesce(region.kafka_security_protocol, "-"))])
     error_message = "regions: the Kafka settings of ${join(", ", [for key, region in var.regions : "region ${key}" if !(region.kafka_sasl_mechanism == null || contains(["SASL_SSL", "SASL_PLAINTEXT"], coalesce(region.kafka_security_protocol, "-")))])} are incomplete: a kafka_sasl_mechanism needs kafka_security_protocol SASL_SSL or SASL_PLAINTEXT."
@@ -468,8 +506,8 @@ variable "regions" {
   # The app refuses these as KAFKA_PRODUCER_* at its first invocation; refuse them at plan.
   validation {
     condition = alltrue([for key, region in var.regions : length(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)),
-    ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location"])) == 0])
-    error_message = "regions: the app manages these producer properties itself (use the region's kafka_* attributes instead); found in ${join(", ", [for key, region in var.regions : "region ${key} (${join(", ", sort(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)), ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location"])))})" if length(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)), ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location"])) > 0])}."
+    ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "delivery.report.only.error", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location", "builtin.features"])) == 0])
+    error_message = "regions: the app manages these producer properties itself (use the region's kafka_* attributes instead); found in ${join(", ", [for key, region in var.regions : "region ${key} (${join(", ", sort(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)), ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "delivery.report.only.error", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location", "builtin.features"])))})" if length(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)), ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "delivery.report.only.error", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location", "builtin.features"])) > 0])}."
   }
 
   # Properties the app treats as secrets must not sit in plain app settings.
@@ -512,12 +550,8 @@ variable "regions" {
     condition     = alltrue([for key, region in var.regions : region.cosmosdb_start_from_time == null || can(formatdate("YYYY", region.cosmosdb_start_from_time))])
     error_message = "regions: cosmosdb_start_from_time must be an RFC 3339 time with a zone, such as 2026-05-01T10:00:00Z; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.cosmosdb_start_from_time}\")" if !(region.cosmosdb_start_from_time == null || can(formatdate("YYYY", region.cosmosdb_start_from_time)))])}."
   }
-
-  # The app refuses the two together: the change feed processor would ignore one of them.
-  validation {
-    condition     = alltrue([for key, region in var.regions : region.cosmosdb_start_from_time == null || region.cosmosdb_start_from_beginning != true])
-    error_message = "regions: cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other; both are set in ${join(", ", [for key, region in var.regions : "region ${key}" if !(region.cosmosdb_start_from_time == null || region.cosmosdb_start_from_beginning != true)])}."
-  }
+  # A start time beside start-from-beginning is refused by the region module, which sees the flag a
+  # region ends up with, its own or the shared cosmosdb_start_from_beginning.
 
   validation {
     condition     = alltrue([for key, region in var.regions : contains(["LatestVersion", "AllVersionsAndDeletes"], region.cosmosdb_change_feed_mode)])

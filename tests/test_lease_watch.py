@@ -11,8 +11,8 @@ import logging
 import pytest
 
 from cache_invalidator.lease_watch import (
-    BEHIND, HEALTHY, MISSING, STALE, Lease, PendingWork, RegionFinding, WatchRun, estimate, etag_lsn, judge,
-    lease_prefix_of, read_lease, region_of, report, session_lsn,
+    BEHIND, HEALTHY, MISSING, STALE, Lease, PendingWork, RegionFinding, WatchRun, database_rid_of, estimate, etag_lsn,
+    judge, lease_prefix_of, read_lease, region_of, report, session_lsn,
 )
 from cache_invalidator.settings import WatchSettings
 
@@ -45,6 +45,22 @@ def java_lease(etag='"40"'):
 
 def lease(lease_id="l0", owner="host-1", renewed_ago=10.0, continuation='"5"'):
     return Lease(lease_id, "0", owner, NOW - renewed_ago, continuation, ("", "FF"), "dotnet")
+
+
+def test_the_database_rid_is_the_first_half_of_a_containers_rid():
+    assert database_rid_of("Yj1xAKzJkA8=") == "Yj1xAA=="
+    # Resource ids write base64's '/' as '-', both ways.
+    assert database_rid_of("+-+-AYAAAAI=") == "+-+-AQ=="
+
+
+def test_what_is_not_a_containers_rid_is_refused():
+    for rid in ("Yj1xAA==", "not base64!", ""):
+        try:
+            database_rid_of(rid)
+        except ValueError as error:
+            assert repr(rid) in str(error)
+        else:
+            raise AssertionError(f"{rid!r} was taken for a container's _rid")
 
 
 def test_a_dotnet_lease_gives_its_owner_renewal_continuation_and_range():
@@ -121,6 +137,24 @@ def test_a_lease_not_renewed_within_the_threshold_makes_its_region_stale():
     found = judge({"whisks": {"eu-whisks": [lease("a"), lease("b", renewed_ago=121)]}}, {}, ["whisks"], SETTINGS, NOW)
     assert [(f.status, f.renewed_seconds_ago) for f in found] == [(STALE, 121.0)]
     assert "LEASE_WATCH_STALE_SECONDS" in found[0].reason
+
+
+def test_a_stale_region_whose_leases_all_expired_says_no_instance_holds_them():
+    leases = [lease("a", renewed_ago=700), lease("b", renewed_ago=650)]
+    [found] = judge({"whisks": {"eu-whisks": leases}}, {}, ["whisks"], SETTINGS, NOW)
+    assert found.reason.startswith("none of its 2 lease(s) renewed in the last 120 s (LEASE_WATCH_STALE_SECONDS), "
+                                   "the latest 650 s ago: no instance of the region's app holds them"), found.reason
+    # The owner an expired lease still names is the last that held it, not an instance alive.
+    assert found.owners == ("host-1",) and "the 1 owner(s) they name held them last" in found.reason
+
+
+def test_a_stale_region_with_some_leases_renewed_says_its_app_runs_but_nobody_took_the_others_over():
+    leases = [lease("a"), lease("b", renewed_ago=300), lease("c", renewed_ago=200)]
+    [found] = judge({"whisks": {"eu-whisks": leases}}, {}, ["whisks"], SETTINGS, NOW)
+    assert (found.status, found.renewed_seconds_ago) == (STALE, 300.0)
+    assert found.reason.startswith("2 of its 3 lease(s) not renewed in the last 120 s (LEASE_WATCH_STALE_SECONDS), "
+                                   "the oldest 300 s ago: the region's app runs"), found.reason
+    assert "no instance of the region's app holds them" not in found.reason
 
 
 def test_a_pending_change_older_than_the_threshold_makes_its_region_behind():
