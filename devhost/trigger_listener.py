@@ -185,6 +185,10 @@ class TriggerListener:
     def pid(self) -> int:
         return self._process.pid
 
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
     def _read(self) -> None:
         for line in self._process.stdout:
             if line == "ready\n":

@@ -231,6 +231,10 @@ class WorkerHost:
     def stderr(self) -> str:
         return "".join(self._stderr)
 
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
     # -- the stream ---------------------------------------------------------------
 
     def _ask(self, answer, *, timeout: float = 60.0, **content):
