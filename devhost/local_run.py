@@ -185,12 +185,26 @@ class Service:
         self.started = False
 
 
+HEARTBEAT_SECONDS = 60.0
+
+
 def timed(what: str, first_run: bool, step: Callable[[], object], note: str = "") -> object:
-    """Runs a step, saying what it does first when it builds or fetches, and how long it took."""
+    """Runs a step, saying what it does first when it builds or fetches (and every minute while it does), and
+    how long it took."""
+    started = time.monotonic()
+    done = threading.Event()
     if first_run:
         say(f"first run: {what}{note} ...")
-    started = time.monotonic()
-    result = step()
+
+        def heartbeat() -> None:
+            while not done.wait(HEARTBEAT_SECONDS):
+                say(f"still {what}: {(time.monotonic() - started) / 60:.0f} min so far")
+
+        threading.Thread(target=heartbeat, daemon=True).start()
+    try:
+        result = step()
+    finally:
+        done.set()
     say(f"{what}: {time.monotonic() - started:.1f} s")
     return result
 
