@@ -87,7 +87,7 @@ def main() -> int:
         stopped = time.monotonic() - interrupted
 
     figures = {
-        "checkout": str(checkout), "cold_cache": cold, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        "checkout": "this checkout" if checkout == BENCH.parent else "another copy (--checkout)", "cold_cache": cold, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f}", "python": sys.version.split()[0],
         "to_ready_seconds": round(to_ready, 1), "steps": steps,
         "change_to_printed_seconds": [round(c["from_put_command"], 2) for c in changes],
