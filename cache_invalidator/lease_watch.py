@@ -287,15 +287,38 @@ def judge_region(region: str, container: str, prefix: Optional[str], leases: lis
     note = (f"; {unestimated} of {len(leases)} lease(s) not estimated (LEASE_WATCH_TIMEOUT_SECONDS, or a "
             f"continuation the account refused)") if unestimated else ""
     if renewed_ago is None or renewed_ago > settings.stale_seconds:
-        when = "never" if renewed_ago is None else f"{renewed_ago:.0f} s ago"
         return RegionFinding(region, container, STALE, **finding,
-                             reason=f"leases last renewed {when}, over {settings.stale_seconds} s "
-                                    f"(LEASE_WATCH_STALE_SECONDS): no instance of the region's app holds them{note}")
+                             reason=_stale_reason(leases, container, owners, settings.stale_seconds, now) + note)
     if oldest_pending is not None and oldest_pending > settings.pending_seconds:
         return RegionFinding(region, container, BEHIND, **finding,
                              reason=f"oldest change not yet handed to the region's function is {oldest_pending:.0f} s "
-                                    f"old, over {settings.pending_seconds} s (LEASE_WATCH_PENDING_SECONDS){note}")
+                                    f"old, over {settings.pending_seconds} s (LEASE_WATCH_PENDING_SECONDS), while its "
+                                    f"leases are renewed: its batches fail and are retried, or it cannot keep up{note}")
     return RegionFinding(region, container, HEALTHY, **finding, reason=note[2:])
+
+
+def _stale_reason(leases: list[Lease], container: str, owners: tuple[str, ...], stale_seconds: int,
+                  now: float) -> str:
+    """What a stale region's leases show: none of them renewed, or only some, and what that means.
+
+    A running instance renews the leases it holds every 17 s and takes over any lease not renewed for 60 s,
+    so a lease older than the threshold is one that no instance holds. An expired lease keeps the name of
+    its last owner: `owners` counts those names, not instances alive.
+    """
+    renewals = [lease.renewed_at for lease in leases if lease.renewed_at is not None]
+    threshold = f"in the last {stale_seconds} s (LEASE_WATCH_STALE_SECONDS)"
+    if not renewals:
+        return (f"none of its {len(leases)} lease(s) records a renewal time: nothing shows that an instance of the "
+                f"region's app ever held them")
+    unrenewed = [now - at for at in renewals if now - at > stale_seconds]
+    if len(unrenewed) < len(leases):
+        return (f"{len(unrenewed)} of its {len(leases)} lease(s) not renewed {threshold}, the oldest "
+                f"{max(unrenewed):.0f} s ago: the region's app runs (it renews the others), but no instance took "
+                f"those over once they expired, so their part of the feed of {container!r} is not read for that region")
+    named = f" (the {len(owners)} owner(s) they name held them last)" if owners else ""
+    return (f"none of its {len(leases)} lease(s) renewed {threshold}, the latest {now - max(renewals):.0f} s ago: "
+            f"no instance of the region's app holds them, so nothing reads the feed of {container!r} for that "
+            f"region{named}")
 
 
 def judge(leases_by_prefix: Mapping[str, Mapping[str, list[Lease]]], pending: Mapping[str, PendingWork],

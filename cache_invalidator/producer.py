@@ -17,7 +17,9 @@ served by those flushes.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -26,7 +28,7 @@ from typing import Optional
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
 
-from .settings import InvalidSetting, KafkaSettings
+from .settings import SASL_MECHANISM_FEATURES, InvalidSetting, KafkaSettings
 from .translation import Invalidation
 
 _client_log = logging.getLogger("cache_invalidator.kafka")
@@ -123,7 +125,7 @@ class InvalidationProducer:
         try:
             self._producer = confluent_kafka.Producer(config)
         except KafkaException as exc:
-            raise self._invalid_property(exc) from None
+            raise client_rejection(settings, exc) from None
         self._drain = _QueueDrain(self._producer.flush)
 
     @property
@@ -209,21 +211,69 @@ class InvalidationProducer:
             # A timeout says little; the client's latest error says why.
             error = self._last_error
             client_error = f" (client error {time.monotonic() - self._last_error_at:.0f} s ago)"
-        reason = self._scrub(error.str()) if error is not None else "no acknowledgement"
+        reason = scrub(error.str(), self.settings) if error is not None else "no acknowledgement"
         code = f"{error.name()}: " if error is not None else ""
         hint = setting_hint(error, self.settings)
         return f"{what} on Kafka topic {self.settings.topic!r}: {code}{reason}{client_error}{hint}; the batch will be retried"
 
-    def _invalid_property(self, exc: KafkaException) -> InvalidSetting:
-        text = self._scrub(str(exc.args[0].str() if exc.args else exc))
-        prop = text.split('"')[-2] if text.count('"') >= 2 else ""
-        setting = self.settings.setting_of(prop) if prop else "KAFKA_PRODUCER_*"
-        return InvalidSetting(setting, f"rejected by the Kafka client: {text}")
 
-    def _scrub(self, text: str) -> str:
-        for secret in self.settings.secrets():
-            text = text.replace(secret, "***")
-        return text
+def scrub(text: str, settings: KafkaSettings) -> str:
+    """The text with every secret of the settings replaced by ***."""
+    for secret in settings.secrets():
+        text = text.replace(secret, "***")
+    return text
+
+
+def client_rejection(settings: KafkaSettings, exc: KafkaException) -> InvalidSetting:
+    """The error of a configuration the Kafka client refused, naming the setting behind it (the app and `check`)."""
+    error = exc.args[0] if exc.args else None
+    text = scrub(error.str() if isinstance(error, KafkaError) else str(exc), settings)
+    # librdkafka quotes the property it refuses last: `Invalid value "x" for configuration property "linger.ms"`.
+    # Otherwise it may name properties in passing ("ssl.ca.location failed: ..."): the operator's among them.
+    prop = text.split('"')[-2] if text.count('"') >= 2 else ""
+    named = [setting for name, setting in settings.operator_properties()
+             if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", text)]
+    setting = settings.setting_of(prop) if prop or not named else " or ".join(named)
+    if prop == "builtin.features" and settings.sasl_mechanism:
+        return InvalidSetting(setting, f"{settings.sasl_mechanism} is not built into the Kafka client "
+                                       f"({client_version()}: {text}); it is built with "
+                                       f"{', '.join(built_in_sasl_mechanisms())}")
+    return InvalidSetting(setting, f"rejected by the Kafka client: {text}")
+
+
+def client_version() -> str:
+    # libversion() is librdkafka's (version, number); version() is the package's, a string or a pair by release.
+    package = confluent_kafka.version()
+    package = package[0] if isinstance(package, tuple) else package
+    return f"confluent-kafka {package}, librdkafka {confluent_kafka.libversion()[0]}"
+
+
+@functools.cache
+def built_in_sasl_mechanisms() -> tuple[str, ...]:
+    """The SASL mechanisms this build of the Kafka client can do, asked of the client itself.
+
+    librdkafka's `builtin.features` may be set to the features an application
+    needs, and a client whose build lacks one is refused (CONFIGURATION.md);
+    so each mechanism's feature is asked for in turn, by a client that never
+    connects anywhere. The answer is the build's, not a list kept here.
+    """
+    quiet = logging.getLogger("cache_invalidator.kafka.features")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    built = []
+    for mechanism, feature in SASL_MECHANISM_FEATURES.items():
+        try:
+            # No bootstrap.servers: the client is made and closed without a connection.
+            client = confluent_kafka.Producer({"builtin.features": feature, "logger": quiet})
+        except KafkaException as exc:
+            # "Unsupported value" is a feature librdkafka knows and this build lacks; any other refusal
+            # (an "Invalid value", a name it does not know) is a mistake here, not an answer.
+            if "Unsupported value" not in str(exc):
+                raise
+            continue
+        client.close()
+        built.append(mechanism)
+    return tuple(built)
 
 
 def setting_hint(error: Optional[KafkaError], settings: KafkaSettings) -> str:

@@ -69,12 +69,24 @@ MANAGED_PRODUCER_PROPERTIES = {
     "sasl.username": "KAFKA_SASL_USERNAME",
     "sasl.password": "KAFKA_SASL_PASSWORD",
     "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
+    # Required by KAFKA_SASL_MECHANISM, so that a client built without the mechanism refuses to start.
+    "builtin.features": "KAFKA_SASL_MECHANISM",
 }
 # librdkafka properties whose values are credentials (sasl.oauthbearer.client.secret,
 # ssl.key.password, ssl.key.pem, sasl.jaas.config ...).
 SECRET_PROPERTY_WORDS = ("password", "secret", "key", "token", "jaas", "credential", "pem")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+# librdkafka's SASL mechanisms, each with the feature of its build (`builtin.features`) it needs. Which of
+# them the Kafka client at hand is built with is asked of the client itself (producer.py): the wheels of
+# confluent-kafka, which the app ships, are built without Kerberos, so without GSSAPI.
+SASL_MECHANISM_FEATURES = {
+    "PLAIN": "sasl_plain",
+    "SCRAM-SHA-256": "sasl_scram",
+    "SCRAM-SHA-512": "sasl_scram",
+    "OAUTHBEARER": "sasl_oauthbearer",
+    "GSSAPI": "sasl_gssapi",
+}
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -277,11 +289,13 @@ def _start_from_time(env: Mapping[str, str]) -> Optional[str]:
         raise InvalidSetting(
             "COSMOSDB_START_FROM_TIME", f"{value!r} has no time zone: end it with Z (UTC) or an offset such as +02:00"
         )
-    # The change feed processor ignores a start time next to start-from-beginning
-    # (ChangeFeedProcessorBuilder.WithStartTime); one of them would be ignored silently.
+    # The Cosmos DB extension's listener throws when it starts with both ("Only one of StartFromBeginning
+    # or StartFromTime can be used", CosmosDBTriggerListener.InitializeBuilder): the function would read
+    # no change at all. Refused here, by name, instead.
     if _flag(env, "COSMOSDB_START_FROM_BEGINNING", False):
         raise InvalidSetting(
-            "COSMOSDB_START_FROM_TIME", "is set together with COSMOSDB_START_FROM_BEGINNING=true; set only one of them"
+            "COSMOSDB_START_FROM_TIME", "is set together with COSMOSDB_START_FROM_BEGINNING=true, which the Cosmos DB "
+                                        "extension refuses (its trigger would not start); set only one of them"
         )
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -380,6 +394,9 @@ class KafkaSettings:
             config["security.protocol"] = self.security_protocol
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism
+            # librdkafka refuses a required feature its build lacks, naming it; the error then names
+            # KAFKA_SASL_MECHANISM, where without it the client would fail later with no setting to blame.
+            config["builtin.features"] = SASL_MECHANISM_FEATURES[self.sasl_mechanism]
         if self.sasl_username is not None:
             config["sasl.username"] = self.sasl_username
         if self.sasl_password is not None:
@@ -395,9 +412,19 @@ class KafkaSettings:
                 return setting
         if prop in MANAGED_PRODUCER_PROPERTIES:
             return MANAGED_PRODUCER_PROPERTIES[prop]
-        # librdkafka may report a property by another name (linger.ms is an
-        # alias of queue.buffering.max.ms): name every KAFKA_PRODUCER_* setting.
-        return " or ".join(setting for _, _, setting in self.extra_properties) or "KAFKA_PRODUCER_*"
+        # librdkafka may report a property by another name (linger.ms is an alias of
+        # queue.buffering.max.ms), or none: name every setting the operator set that shapes the client.
+        return " or ".join(setting for _, setting in self.operator_properties()) or "KAFKA_HOSTS"
+
+    def operator_properties(self) -> list[tuple[str, str]]:
+        """(librdkafka property, setting) of each optional Kafka setting that is set: what an operator may get wrong."""
+        optional = (("security.protocol", "KAFKA_SECURITY_PROTOCOL", self.security_protocol),
+                    ("sasl.mechanism", "KAFKA_SASL_MECHANISM", self.sasl_mechanism),
+                    ("sasl.username", "KAFKA_SASL_USERNAME", self.sasl_username),
+                    ("sasl.password", "KAFKA_SASL_PASSWORD", self.sasl_password),
+                    ("ssl.ca.location", "KAFKA_SSL_CA_LOCATION", self.ssl_ca_location))
+        return ([(prop, setting) for prop, setting, value in optional if value is not None]
+                + [(prop, setting) for prop, _, setting in self.extra_properties])
 
     def secrets(self) -> list[str]:
         """Every secret value, so that error texts can be scrubbed of them."""
@@ -449,21 +476,7 @@ def _kafka_settings(env: Mapping[str, str]) -> KafkaSettings:
         protocol = protocol.upper()
         if protocol not in SECURITY_PROTOCOLS:
             raise InvalidSetting("KAFKA_SECURITY_PROTOCOL", f"expected one of {', '.join(SECURITY_PROTOCOLS)}, got {protocol!r}")
-    mechanism = _text(env, "KAFKA_SASL_MECHANISM")
-    if mechanism is not None:
-        mechanism = mechanism.upper()
-        if mechanism not in SASL_MECHANISMS:
-            raise InvalidSetting("KAFKA_SASL_MECHANISM", f"expected one of {', '.join(SASL_MECHANISMS)}, got {mechanism!r}")
-    # A password may legitimately start or end with blanks: keep it verbatim.
-    password = env.get("KAFKA_SASL_PASSWORD") or None
-    username = env.get("KAFKA_SASL_USERNAME") or None
-    if (password is None) != (username is None):
-        missing = "KAFKA_SASL_PASSWORD" if password is None else "KAFKA_SASL_USERNAME"
-        raise MissingSetting(missing, "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together")
-    if username is not None and protocol not in ("SASL_SSL", "SASL_PLAINTEXT"):
-        raise InvalidSetting(
-            "KAFKA_SECURITY_PROTOCOL", "must be SASL_SSL or SASL_PLAINTEXT when KAFKA_SASL_USERNAME is set"
-        )
+    mechanism, username, password = _sasl(env, protocol)
 
     return KafkaSettings(
         hosts=hosts,
@@ -476,6 +489,41 @@ def _kafka_settings(env: Mapping[str, str]) -> KafkaSettings:
         ssl_ca_location=_text(env, "KAFKA_SSL_CA_LOCATION"),
         extra_properties=_producer_properties(env),
     )
+
+
+def _sasl(env: Mapping[str, str], protocol: Optional[str]) -> tuple[Optional[str], Optional[str], Optional[str]]:
+    """(mechanism, username, password), each None when unset; errors name the setting to change."""
+    mechanism = _text(env, "KAFKA_SASL_MECHANISM")
+    if mechanism is not None:
+        mechanism = mechanism.upper()
+        if mechanism not in SASL_MECHANISM_FEATURES:
+            raise InvalidSetting("KAFKA_SASL_MECHANISM", f"expected one of {', '.join(SASL_MECHANISM_FEATURES)}, "
+                                                         f"got {mechanism!r}")
+    # A password may legitimately start or end with blanks: keep it verbatim.
+    password = env.get("KAFKA_SASL_PASSWORD") or None
+    username = env.get("KAFKA_SASL_USERNAME") or None
+    if (password is None) != (username is None):
+        missing = "KAFKA_SASL_PASSWORD" if password is None else "KAFKA_SASL_USERNAME"
+        raise MissingSetting(missing, "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together")
+    for setting, value in (("KAFKA_SASL_USERNAME", username), ("KAFKA_SASL_MECHANISM", mechanism)):
+        if value is not None and protocol not in SASL_PROTOCOLS:
+            raise InvalidSetting("KAFKA_SECURITY_PROTOCOL", f"must be SASL_SSL or SASL_PLAINTEXT when {setting} is set")
+    if protocol in SASL_PROTOCOLS and mechanism is None:
+        # No default: librdkafka's own, GSSAPI, is not built into the client this app ships, and any
+        # other guess would fail as an authentication error that reads like a wrong password.
+        raise MissingSetting("KAFKA_SASL_MECHANISM", f"KAFKA_SECURITY_PROTOCOL={protocol} needs the mechanism the "
+                                                     f"brokers expect, one of {_built_in_mechanisms()}")
+    if username is None and mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        raise MissingSetting("KAFKA_SASL_USERNAME", f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and "
+                                                    f"KAFKA_SASL_PASSWORD")
+    return mechanism, username, password
+
+
+def _built_in_mechanisms() -> str:
+    """The SASL mechanisms the Kafka client is built with, as the client itself says (for an error message)."""
+    from .producer import built_in_sasl_mechanisms
+
+    return ", ".join(built_in_sasl_mechanisms())
 
 
 def _topic(env: Mapping[str, str]) -> str:

@@ -11,6 +11,12 @@ feedPollDelay, and the lease renew, acquire and expiration intervals the test ch
 ``ok`` or ``failed``. The Java handler returns only after ``ok``, so the processor checkpoints; after ``failed`` it
 throws, and the processor keeps the lease's continuation and hands the changes again.
 
+Each trigger's handler comes from its binding (``handler_for``): ``"changeFeedMode": "AllVersionsAndDeletes"`` (the
+Cosmos DB extension's ``CosmosDBTriggerAttribute.ChangeFeedMode``, azure-functions' ``change_feed_mode``) runs
+``handleAllVersionsAndDeletesChanges``, whose changes cross in the shape the host hands the worker in that mode, the
+.NET SDK's ``ChangeFeedItem`` as Newtonsoft writes it (``{"current", "metadata", "previous"?}``, see
+``TriggerListener.asDotNetChangeFeedItem``); otherwise ``handleLatestVersionChanges`` and plain documents.
+
 Why ``handleLatestVersionChanges``: its leases are the EPK-range leases, the shape of the .NET processor's
 feed-range leases (tests/lease_documents.py). In sdk/cosmos/azure-cosmos/src/main/java/com/azure/cosmos/
 implementation/changefeed/: epkversion/ServiceItemLeaseV1.java (``LeaseVersion.EPK_RANGE_BASED_LEASE``, version
@@ -66,6 +72,31 @@ class TriggerListenerError(RuntimeError):
     """The processor could not be fetched, compiled or started, or it stopped."""
 
 
+LATEST_VERSION = "handleLatestVersionChanges"
+ALL_VERSIONS_AND_DELETES = "handleAllVersionsAndDeletesChanges"
+HANDLERS = {"latestversion": LATEST_VERSION, "allversionsanddeletes": ALL_VERSIONS_AND_DELETES}
+
+
+def handler_for(binding: Mapping) -> str:
+    """The Java processor's handler for a Cosmos DB trigger binding, from its changeFeedMode (LatestVersion when absent;
+    the extension's CosmosDBChangeFeedMode values, read without regard to case)."""
+    mode = binding.get("changeFeedMode") or "LatestVersion"
+    try:
+        return HANDLERS[str(mode).lower()]
+    except KeyError:
+        raise TriggerListenerError(f"changeFeedMode {mode!r} of the binding {binding.get('name')!r} is neither "
+                                   f"LatestVersion nor AllVersionsAndDeletes") from None
+
+
+def change_of(element: Mapping, all_versions_and_deletes: bool) -> tuple:
+    """(id, _etag) of one element of a batch: a document, or in all versions and deletes mode a change whose
+    `current` is the document (a delete has none: its id is metadata.id and its _etag None)."""
+    if not all_versions_and_deletes:
+        return element.get("id"), element.get("_etag")
+    current = element.get("current") or {}
+    return current.get("id", element.get("metadata", {}).get("id")), current.get("_etag")
+
+
 @dataclasses.dataclass
 class HandedBatch:
     """One batch the processor handed over, and what became of it."""
@@ -73,14 +104,21 @@ class HandedBatch:
     instance: str
     function: str
     number: int
-    documents: list
+    documents: list  # the JSON array as handed over: documents, or changes in all versions and deletes mode
     outcome: str = "running"  # "ok", "failed", "held" (never answered) or "running"
     error: str = ""
     answered_at: Optional[float] = None
+    all_versions_and_deletes: bool = False
 
     @property
     def changes(self) -> list[tuple]:
-        return [(doc.get("id"), doc.get("_etag")) for doc in self.documents]
+        return [change_of(element, self.all_versions_and_deletes) for element in self.documents]
+
+    @property
+    def operations(self) -> list[tuple]:
+        """(operationType, id) of each change; a plain document counts as "create" (no operation is known)."""
+        return [(element["metadata"]["operationType"] if self.all_versions_and_deletes else "create", doc_id)
+                for element, (doc_id, _) in zip(self.documents, self.changes)]
 
 
 # -- fetching and compiling (once, cached) -----------------------------------
@@ -128,7 +166,8 @@ def cosmos_triggers(functions: Mapping) -> dict[str, dict]:
 class TriggerListener:
     """One app instance's trigger listener: the Java processor for every Cosmos DB trigger of the worker's
     functions, handing each batch to ``invoke(function_name, json_text, retry_count)``, which returns
-    ("Success" | "Failure", message) as ``WorkerHost.invoke`` does.
+    ("Success" | "Failure", message) as ``WorkerHost.invoke`` does. Each trigger's handler comes from its binding
+    (``handler_for``) unless ``handler`` names one for all (``handleChanges``, for its leases).
 
     ``hold_answers()`` makes it invoke further batches but never answer them (the instance is about to die
     mid-batch); ``kill()`` ends the JVM with SIGKILL; ``close()`` stops the processors as a host shuts down.
@@ -136,7 +175,7 @@ class TriggerListener:
 
     def __init__(self, classpath: str, triggers: Mapping[str, dict], settings: Mapping[str, str],
                  invoke: Callable[[str, str, int], tuple[str, str]], *, host_name: str,
-                 intervals: LeaseIntervals = LeaseIntervals(), handler: str = "handleLatestVersionChanges",
+                 intervals: LeaseIntervals = LeaseIntervals(), handler: Optional[str] = None,
                  stderr_path: Path):
         self.host_name = host_name
         self.invoke = invoke
@@ -150,7 +189,7 @@ class TriggerListener:
         args = [f"endpoint={endpoint}", f"database={first['databaseName']}",
                 f"lease-container={first['leaseContainerName']}",
                 f"create-lease-container={str(bool(first.get('createLeaseContainerIfNotExists'))).lower()}",
-                f"host-name={host_name}", f"handler={handler}", f"max-items={first.get('maxItemsPerInvocation') or 100}",
+                f"host-name={host_name}", f"max-items={first.get('maxItemsPerInvocation') or 100}",
                 f"start-from-beginning={str(bool(first.get('startFromBeginning'))).lower()}",
                 f"lease-renew-ms={int(intervals.renew * 1000)}", f"lease-acquire-ms={int(intervals.acquire * 1000)}",
                 f"lease-expiration-ms={int(intervals.expiration * 1000)}"]
@@ -158,8 +197,10 @@ class TriggerListener:
             args.append(f"start-time={first['startFromTime']}")
         if first.get("feedPollDelay"):
             args.append(f"poll-delay-ms={int(first['feedPollDelay'])}")
+        self.handlers = {name: handler or handler_for(trigger) for name, trigger in triggers.items()}
         for name, trigger in triggers.items():
-            args.append(f"function={name}:{trigger['containerName']}:{trigger.get('leaseContainerPrefix') or ''}")
+            args.append(f"function={name}:{trigger['containerName']}:{self.handlers[name]}:"
+                        f"{trigger.get('leaseContainerPrefix') or ''}")
         self._stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb")
         started = time.monotonic()
@@ -195,7 +236,8 @@ class TriggerListener:
                 self._ready.set()
             elif line.startswith("batch "):
                 _, number, function, text = line.rstrip("\n").split(" ", 3)
-                batch = HandedBatch(self.host_name, function, int(number), json.loads(text))
+                batch = HandedBatch(self.host_name, function, int(number), json.loads(text),
+                                    all_versions_and_deletes=self.handlers.get(function) == ALL_VERSIONS_AND_DELETES)
                 with self._lock:
                     self.batches.append(batch)
                 self._pool.submit(self._hand_over, batch, text)

@@ -371,6 +371,7 @@ variable "regions" {
     - kafka_topic: KAFKA_TOPIC. Default: var.kafka_topic.
     - kafka_security_protocol, kafka_sasl_mechanism, kafka_sasl_username, kafka_ssl_ca_location:
       KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SSL_CA_LOCATION.
+      A SASL_* protocol needs a mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
     - kafka_sasl_password_secret_name: the Key Vault secret (in key_vault_id) holding
       KAFKA_SASL_PASSWORD; the app setting is a Key Vault reference, never the password.
     - kafka_producer_properties: librdkafka properties, { "linger.ms" = "5" } becomes
@@ -381,7 +382,8 @@ variable "regions" {
     - cosmosdb_start_from_beginning: COSMOSDB_START_FROM_BEGINNING for this region.
     - cosmosdb_start_from_time: COSMOSDB_START_FROM_TIME, RFC 3339 (2026-05-01T10:00:00Z): where
       this region's feeds start while they have no leases, e.g. when it takes over from the
-      Scala service (docs/OPERATIONS.md). Remove it once the region runs.
+      Scala service (docs/OPERATIONS.md). Remove it once the region runs. Not with
+      cosmosdb_start_from_beginning = true, the region's or the shared one.
     - subnet_id: a subnet delegated to Microsoft.App/environments for VNet integration, when
       this region's Kafka is private.
     - resource_group_name, function_app_name, storage_account_name: names other than the
@@ -429,9 +431,11 @@ variable "regions" {
     error_message = "regions: kafka_security_protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.kafka_security_protocol}\")" if !contains(["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL", "-"], coalesce(region.kafka_security_protocol, "-"))])}."
   }
 
+  # The mechanisms the client that scripts/package ships is built with: infra/tests holds this list to
+  # what that client says of itself (cache_invalidator/producer.py, built_in_sasl_mechanisms).
   validation {
-    condition     = alltrue([for key, region in var.regions : contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "-"], coalesce(region.kafka_sasl_mechanism, "-"))])
-    error_message = "regions: kafka_sasl_mechanism must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or GSSAPI; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.kafka_sasl_mechanism}\")" if !contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "-"], coalesce(region.kafka_sasl_mechanism, "-"))])}."
+    condition     = alltrue([for key, region in var.regions : contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "-"], coalesce(region.kafka_sasl_mechanism, "-"))])
+    error_message = "regions: kafka_sasl_mechanism must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, the mechanisms the packaged Kafka client is built with (confluent-kafka's wheels have no GSSAPI, librdkafka's default); wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.kafka_sasl_mechanism}\")" if !contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "-"], coalesce(region.kafka_sasl_mechanism, "-"))])}."
   }
 
   validation {
@@ -449,6 +453,12 @@ variable "regions" {
     error_message = "regions: the Kafka settings of ${join(", ", [for key, region in var.regions : "region ${key}" if contains(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], coalesce(region.kafka_sasl_mechanism, "-")) && region.kafka_sasl_username == null])} are incomplete: kafka_sasl_mechanism PLAIN or SCRAM needs kafka_sasl_username and kafka_sasl_password_secret_name."
   }
 
+  # The app names no default mechanism (librdkafka's, GSSAPI, is not in the packaged client).
+  validation {
+    condition     = alltrue([for key, region in var.regions : region.kafka_sasl_mechanism != null || !contains(["SASL_SSL", "SASL_PLAINTEXT"], coalesce(region.kafka_security_protocol, "-"))])
+    error_message = "regions: the Kafka settings of ${join(", ", [for key, region in var.regions : "region ${key}" if region.kafka_sasl_mechanism == null && contains(["SASL_SSL", "SASL_PLAINTEXT"], coalesce(region.kafka_security_protocol, "-"))])} are incomplete: kafka_security_protocol SASL_SSL or SASL_PLAINTEXT needs a kafka_sasl_mechanism (KAFKA_SASL_MECHANISM), the one the brokers expect."
+  }
+
   validation {
     condition     = alltrue([for key, region in var.regions : region.kafka_sasl_mechanism == null || contains(["SASL_SSL", "SASL_PLAINTEXT"], coalesce(region.kafka_security_protocol, "-"))])
     error_message = "regions: the Kafka settings of ${join(", ", [for key, region in var.regions : "region ${key}" if !(region.kafka_sasl_mechanism == null || contains(["SASL_SSL", "SASL_PLAINTEXT"], coalesce(region.kafka_security_protocol, "-")))])} are incomplete: a kafka_sasl_mechanism needs kafka_security_protocol SASL_SSL or SASL_PLAINTEXT."
@@ -463,8 +473,8 @@ variable "regions" {
   # The app refuses these as KAFKA_PRODUCER_* at its first invocation; refuse them at plan.
   validation {
     condition = alltrue([for key, region in var.regions : length(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)),
-    ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location"])) == 0])
-    error_message = "regions: the app manages these producer properties itself (use the region's kafka_* attributes instead); found in ${join(", ", [for key, region in var.regions : "region ${key} (${join(", ", sort(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)), ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location"])))})" if length(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)), ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location"])) > 0])}."
+    ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "delivery.report.only.error", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location", "builtin.features"])) == 0])
+    error_message = "regions: the app manages these producer properties itself (use the region's kafka_* attributes instead); found in ${join(", ", [for key, region in var.regions : "region ${key} (${join(", ", sort(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)), ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "delivery.report.only.error", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location", "builtin.features"])))})" if length(setintersection(concat(keys(region.kafka_producer_properties), keys(region.kafka_producer_secret_names)), ["bootstrap.servers", "acks", "request.required.acks", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "delivery.report.only.error", "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password", "ssl.ca.location", "builtin.features"])) > 0])}."
   }
 
   # Properties the app treats as secrets must not sit in plain app settings.
@@ -507,10 +517,6 @@ variable "regions" {
     condition     = alltrue([for key, region in var.regions : region.cosmosdb_start_from_time == null || can(formatdate("YYYY", region.cosmosdb_start_from_time))])
     error_message = "regions: cosmosdb_start_from_time must be an RFC 3339 time with a zone, such as 2026-05-01T10:00:00Z; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.cosmosdb_start_from_time}\")" if !(region.cosmosdb_start_from_time == null || can(formatdate("YYYY", region.cosmosdb_start_from_time)))])}."
   }
-
-  # The app refuses the two together: the change feed processor would ignore one of them.
-  validation {
-    condition     = alltrue([for key, region in var.regions : region.cosmosdb_start_from_time == null || region.cosmosdb_start_from_beginning != true])
-    error_message = "regions: cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other; both are set in ${join(", ", [for key, region in var.regions : "region ${key}" if !(region.cosmosdb_start_from_time == null || region.cosmosdb_start_from_beginning != true)])}."
-  }
+  # A start time beside start-from-beginning is refused by the region module, which sees the flag a
+  # region ends up with, its own or the shared cosmosdb_start_from_beginning.
 }

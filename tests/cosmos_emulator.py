@@ -16,6 +16,16 @@ cosmos_database (function)
     A new database with a random name in that account, deleted after the
     test: each test starts from nothing, on the emulator as on a real account.
 
+cosmos_emulator_without_avad (session)
+    A second emulator, started with ``scripts/cosmos up
+    --without-all-versions-and-deletes``: an account without the all versions
+    and deletes change feed (no continuous backup, or no opt-in), whose reads
+    of that feed answer 400 as the service answers them. Skips with
+    ``COSMOSDB_TEST_CONNECTION``, whose account cannot be told to lack it.
+
+cosmos_database_without_avad (function)
+    As ``cosmos_database``, in that account.
+
 The emulator is built (``scripts/cosmos build``, a few minutes the first
 time, about a second when up to date) right after collection when a
 collected test uses it, so that the build does not count against the first
@@ -73,8 +83,9 @@ class CosmosEmulator:
         return f"CosmosEmulator({self.endpoint!r}, {how})"
 
     @classmethod
-    def up(cls, state_dir, timeout=UP_TIMEOUT):
-        out = _run("up", "--dir", str(state_dir), timeout=timeout)
+    def up(cls, state_dir, timeout=UP_TIMEOUT, all_versions_and_deletes=True):
+        options = () if all_versions_and_deletes else ("--without-all-versions-and-deletes",)
+        out = _run("up", "--dir", str(state_dir), *options, timeout=timeout)
         lines = out.strip().splitlines()
         if not lines or not lines[-1].startswith("COSMOSDB="):
             raise CosmosEmulatorError(f"scripts/cosmos printed no COSMOSDB line:\n{out}")
@@ -119,7 +130,8 @@ def _external():
 
 def pytest_collection_modifyitems(session, config, items):
     """Builds the emulator before any test runs, outside every test's timeout, when a test needs it."""
-    if _external() or not any("cosmos_emulator" in getattr(item, "fixturenames", ()) for item in items):
+    needs_it = ("cosmos_emulator", "cosmos_emulator_without_avad")
+    if _external() or not any(set(needs_it) & set(getattr(item, "fixturenames", ())) for item in items):
         return
     if shutil.which("cargo") is None:
         return  # the fixture skips, saying so
@@ -142,19 +154,34 @@ def cosmos_emulator(tmp_path_factory):
         _register_secret(account.key)
         yield account
         return
+    yield from _managed_emulator(tmp_path_factory, "cosmos-emulator", "scripts/cosmos up (ready to serve)")
+
+
+@pytest.fixture(scope="session")
+def cosmos_emulator_without_avad(tmp_path_factory):
+    if _external():
+        pytest.skip("COSMOSDB_TEST_CONNECTION names an account that cannot be told to lack the all versions and "
+                    "deletes change feed")
+    yield from _managed_emulator(tmp_path_factory, "cosmos-emulator-without-avad",
+                                 "scripts/cosmos up --without-all-versions-and-deletes (ready to serve)",
+                                 all_versions_and_deletes=False)
+
+
+def _managed_emulator(tmp_path_factory, name, cost, **options):
+    """Starts an emulator of scripts/cosmos for the session, or skips (no cargo) or fails saying why."""
     if shutil.which("cargo") is None:
         pytest.skip(NO_CARGO)
     if _build_error:
         pytest.fail(f"could not build the Cosmos DB emulator: {_build_error[0]}", pytrace=False)
-    state_dir = tmp_path_factory.mktemp("cosmos-emulator")
+    state_dir = tmp_path_factory.mktemp(name)
     started = time.monotonic()
     try:
-        emulator = CosmosEmulator.up(state_dir)
+        emulator = CosmosEmulator.up(state_dir, **options)
     except _NoCargo:
         pytest.skip(NO_CARGO)
     except (CosmosEmulatorError, OSError) as e:
         pytest.fail(f"could not start the Cosmos DB emulator: {e}", pytrace=False)
-    _costs["scripts/cosmos up (ready to serve)"] = f"{time.monotonic() - started:.2f} s"
+    _costs[cost] = f"{time.monotonic() - started:.2f} s"
     try:
         yield emulator
     finally:
@@ -164,7 +191,17 @@ def cosmos_emulator(tmp_path_factory):
 @pytest.fixture
 def cosmos_database(cosmos_emulator):
     """A new, empty database (random name), deleted after the test."""
-    client = cosmos_emulator.client()
+    yield from _database(cosmos_emulator)
+
+
+@pytest.fixture
+def cosmos_database_without_avad(cosmos_emulator_without_avad):
+    """A new, empty database in the account without the all versions and deletes change feed."""
+    yield from _database(cosmos_emulator_without_avad)
+
+
+def _database(account):
+    client = account.client()
     name = f"test-{uuid.uuid4().hex[:10]}"
     database = client.create_database(name)
     try:

@@ -3,6 +3,8 @@
 import io
 import json
 import os
+import select
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +179,87 @@ def test_check_with_a_wrong_password_names_the_sasl_settings(secured_kafka_broke
     assert code == 1
     assert "KAFKA_SASL_PASSWORD" in out.split("Kafka\n", 1)[1], out
     assert wrong not in out and secured_kafka_broker.password not in out
+
+
+def test_check_refuses_a_mechanism_the_kafka_client_is_built_without_as_the_app_does():
+    env = {**BASE_SETTINGS, "KAFKA_HOSTS": "127.0.0.1:9092", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+           "KAFKA_SASL_MECHANISM": "GSSAPI", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": SASL_PASSWORD}
+    code, out, _ = run(["check", "--no-cosmos"], env)
+    assert code == 1
+    assert "PROBLEM setting KAFKA_SASL_MECHANISM: GSSAPI is not built into the Kafka client" in out, out
+
+
+def test_check_names_a_sasl_protocol_without_a_mechanism():
+    env = {**BASE_SETTINGS, "KAFKA_HOSTS": "127.0.0.1:9092", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+           "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": SASL_PASSWORD}
+    code, out, _ = run(["check", "--no-cosmos"], env)
+    assert code == 1 and "PROBLEM setting KAFKA_SASL_MECHANISM: is required but not set" in out, out
+
+
+# -- check and replay: Key Vault references among the settings ----------------------------------
+
+SECRET_URI = "@Microsoft.KeyVault(SecretUri=https://ow-kv-7713.vault.azure.net/secrets/kafka-pw-westeurope/)"
+VAULT_AND_NAME = "@Microsoft.KeyVault(VaultName=ow-kv-7713;SecretName=kafka-pw-westeurope)"
+
+
+def downloaded_settings(tmp_path, values):
+    """A region's settings as `func azure functionapp fetch-app-settings` writes them (decrypted)."""
+    path = tmp_path / "westeurope.settings.json"
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    return path
+
+
+@pytest.mark.parametrize("reference", [SECRET_URI, VAULT_AND_NAME], ids=["SecretUri", "VaultName"])
+def test_check_says_a_key_vault_reference_is_one_shows_none_of_it_and_sends_nothing(tmp_path, reference):
+    brokers = socket.create_server(("127.0.0.1", 0))  # where KAFKA_HOSTS points: nothing may connect
+    try:
+        values = {**BASE_SETTINGS, "KAFKA_HOSTS": f"127.0.0.1:{brokers.getsockname()[1]}",
+                  "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                  "KAFKA_SASL_USERNAME": "invalidator", "KAFKA_SASL_PASSWORD": reference}
+        code, out, err = run(["check", "--no-cosmos", "--timeout", "2", "--settings",
+                              str(downloaded_settings(tmp_path, values))], {})
+        connected, _, _ = select.select([brokers], [], [], 0.5)
+    finally:
+        brokers.close()
+    assert code == 1
+    assert "PROBLEM setting KAFKA_SASL_PASSWORD: a Key Vault reference (@Microsoft.KeyVault(...))" in out, out
+    assert "KAFKA_SASL_PASSWORD" in out and "export KAFKA_SASL_PASSWORD=" in out
+    assert "skipped KAFKA_SASL_PASSWORD holds a Key Vault reference (see Settings): nothing was sent" in out
+    for part in ("ow-kv-7713", "kafka-pw-westeurope", "vault.azure.net", "SecretUri", "VaultName"):
+        assert part not in out + err, part
+    assert connected == [], "check connected to the brokers"
+
+
+def test_a_key_vault_reference_among_settings_check_does_not_use_is_a_warning(tmp_path):
+    values = {**BASE_SETTINGS, "KAFKA_HOSTS": "127.0.0.1:9092", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+              "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": SECRET_URI}
+    code, out, _ = run(["check", "--no-kafka", "--no-cosmos", "--settings", str(downloaded_settings(tmp_path, values))],
+                       {})
+    assert code == 0 and "WARNING setting KAFKA_SASL_PASSWORD: a Key Vault reference" in out, out
+
+
+def test_the_environment_takes_the_place_of_a_key_vault_reference_in_the_file(secured_kafka_broker, tmp_path):
+    topic = new_topic_name()
+    secured_kafka_broker.create_topic(topic)
+    secured = secured_kafka_broker.app_settings()
+    values = {**BASE_SETTINGS, **secured, "KAFKA_TOPIC": topic, "KAFKA_SASL_PASSWORD": VAULT_AND_NAME}
+    environment = {"KAFKA_SASL_PASSWORD": secured["KAFKA_SASL_PASSWORD"], "KAFKA_TOPIC": "not-this-one"}
+    code, out, _ = run(["check", "--no-cosmos", "--settings", str(downloaded_settings(tmp_path, values))], environment)
+    assert code == 0, out
+    assert "KAFKA_SASL_PASSWORD: the environment's value, in place of the Key Vault reference" in out
+    # Everything else the file holds wins over the environment.
+    assert f"topic '{topic}' exists" in out and "not-this-one" not in out
+    assert secured["KAFKA_SASL_PASSWORD"] not in out
+
+
+def test_replay_refuses_a_key_vault_reference_and_reads_nothing(app_settings, tmp_path):
+    calls = []
+    values = {**app_settings, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+              "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": SECRET_URI}
+    code, out, err = run(["replay", "--container", "whisks", "--since", "2024-05-01", "--settings",
+                          str(downloaded_settings(tmp_path, values))], {}, page_source=fake_source({}, calls))
+    assert (code, calls, out) == (1, [], "")
+    assert "error: setting KAFKA_SASL_PASSWORD: a Key Vault reference" in err and "ow-kv-7713" not in err
 
 
 # -- replay core against the real broker --------------------------------------------------------

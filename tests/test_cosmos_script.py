@@ -61,6 +61,13 @@ def test_without_cargo_up_exits_4_saying_so(script_dir, tmp_path):
     assert "cargo not found on PATH" in result.stderr
 
 
+def test_up_without_all_versions_and_deletes_over_a_running_emulator_with_it_fails_saying_so(script_dir):
+    assert cosmos(["up", "--dir", str(script_dir)]).returncode == 0
+    result = cosmos(["up", "--dir", str(script_dir), "--without-all-versions-and-deletes"])
+    assert result.returncode == 1
+    assert "already running" in result.stderr and "with the all versions and deletes change feed" in result.stderr
+
+
 @pytest.fixture
 def openwhisk_database(cosmos_emulator, cosmos_database):
     """whisks and subjects in a new database, and the settings that name it and the account."""

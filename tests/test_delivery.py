@@ -185,6 +185,33 @@ def test_unknown_producer_property_names_the_setting(monkeypatch, app_settings):
         invoke(module, "invalidate_whisks", WHISKS)
 
 
+SASL = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "invalidator", "KAFKA_SASL_PASSWORD": "pw-3391"}
+
+
+def test_a_mechanism_the_kafka_client_is_built_without_fails_the_first_invocation_naming_it(monkeypatch, app_settings):
+    module = load_function_app(monkeypatch, {**app_settings, **SASL, "KAFKA_SASL_MECHANISM": "GSSAPI"})
+    with pytest.raises(InvalidSetting) as info:
+        invoke(module, "invalidate_whisks", WHISKS)
+    assert info.value.setting == "KAFKA_SASL_MECHANISM"
+    assert "GSSAPI is not built into the Kafka client" in str(info.value)
+    assert "it is built with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER" in str(info.value)
+
+
+def test_a_sasl_protocol_without_a_mechanism_fails_the_first_invocation_naming_it(monkeypatch, app_settings):
+    module = load_function_app(monkeypatch, {**app_settings, **SASL})
+    with pytest.raises(MissingSetting) as info:
+        invoke(module, "invalidate_whisks", WHISKS)
+    assert info.value.setting == "KAFKA_SASL_MECHANISM"
+
+
+def test_a_rejection_that_quotes_no_property_names_the_setting_it_mentions(monkeypatch, app_settings, tmp_path):
+    settings = {**app_settings, "KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(tmp_path / "none.pem")}
+    module = load_function_app(monkeypatch, settings)
+    with pytest.raises(InvalidSetting) as info:
+        invoke(module, "invalidate_whisks", WHISKS)
+    assert info.value.setting == "KAFKA_SSL_CA_LOCATION", info.value
+
+
 def test_producer_starts_while_the_app_loads(function_app):
     # connect_early() runs in the background; the first batch then finds the producer made.
     waited = 0.0

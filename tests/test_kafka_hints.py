@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError
 from cache_invalidator.producer import setting_hint
 from cache_invalidator.settings import Settings
 
-KAFKA = Settings.from_env({"KAFKA_HOSTS": "kafka-0:9093", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+KAFKA = Settings.from_env({"KAFKA_HOSTS": "kafka-0:9093", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN",
                            "KAFKA_SASL_USERNAME": "invalidator", "KAFKA_SASL_PASSWORD": "pw"}).kafka
 
 

@@ -128,6 +128,24 @@ def test_a_lease_not_renewed_within_the_threshold_makes_its_region_stale():
     assert "LEASE_WATCH_STALE_SECONDS" in found[0].reason
 
 
+def test_a_stale_region_whose_leases_all_expired_says_no_instance_holds_them():
+    leases = [lease("a", renewed_ago=700), lease("b", renewed_ago=650)]
+    [found] = judge({"whisks": {"eu-whisks": leases}}, {}, ["whisks"], SETTINGS, NOW)
+    assert found.reason.startswith("none of its 2 lease(s) renewed in the last 120 s (LEASE_WATCH_STALE_SECONDS), "
+                                   "the latest 650 s ago: no instance of the region's app holds them"), found.reason
+    # The owner an expired lease still names is the last that held it, not an instance alive.
+    assert found.owners == ("host-1",) and "the 1 owner(s) they name held them last" in found.reason
+
+
+def test_a_stale_region_with_some_leases_renewed_says_its_app_runs_but_nobody_took_the_others_over():
+    leases = [lease("a"), lease("b", renewed_ago=300), lease("c", renewed_ago=200)]
+    [found] = judge({"whisks": {"eu-whisks": leases}}, {}, ["whisks"], SETTINGS, NOW)
+    assert (found.status, found.renewed_seconds_ago) == (STALE, 300.0)
+    assert found.reason.startswith("2 of its 3 lease(s) not renewed in the last 120 s (LEASE_WATCH_STALE_SECONDS), "
+                                   "the oldest 300 s ago: the region's app runs"), found.reason
+    assert "no instance of the region's app holds them" not in found.reason
+
+
 def test_a_pending_change_older_than_the_threshold_makes_its_region_behind():
     found = judge({"whisks": {"eu-whisks": [lease("a")]}}, {"a": PendingWork(1, NOW - 301)}, ["whisks"], SETTINGS, NOW)
     assert [(f.status, f.oldest_pending_seconds) for f in found] == [(BEHIND, 301.0)]

@@ -146,6 +146,42 @@ def test_unpacked_package_indexes_the_three_functions_in_a_clean_interpreter(unp
     assert prefixes == {"invalidate_whisks": "westeurope-whisks", "invalidate_subjects": "westeurope-subjects"}
 
 
+# Runs in the clean interpreter: what the packaged Kafka client's build can do, and the app's error for GSSAPI.
+ASK_THE_KAFKA_CLIENT = r"""
+import json, sys
+app_root = sys.argv[1]
+sys.path[:0] = [app_root, app_root + "/.python_packages/lib/site-packages"]
+import confluent_kafka
+from cache_invalidator.producer import InvalidationProducer, built_in_sasl_mechanisms
+from cache_invalidator.settings import InvalidSetting, Settings
+settings = Settings.from_env({"KAFKA_HOSTS": "kafka.example.net:9093", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                              "KAFKA_SASL_MECHANISM": "GSSAPI", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"})
+try:
+    InvalidationProducer(settings.kafka)
+    refused = None
+except InvalidSetting as error:
+    refused = error.setting
+print(json.dumps({"mechanisms": built_in_sasl_mechanisms(), "gssapi_refused_as": refused,
+                  "client_from": confluent_kafka.__file__}))
+"""
+
+
+def test_the_packaged_kafka_client_can_do_the_mechanisms_the_app_and_infra_name(unpacked):
+    python = _interpreter(PYTHON_VERSION)
+    if python is None:
+        pytest.skip(f"no Python {PYTHON_VERSION} interpreter on PATH or under pyenv; the package is built for it")
+    from cache_invalidator.producer import built_in_sasl_mechanisms
+
+    result = subprocess.run([python, "-I", "-S", "-c", ASK_THE_KAFKA_CLIENT, str(unpacked)], cwd=unpacked,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["client_from"].startswith(f"{unpacked}/{SITE_PACKAGES}/")
+    # The same wheel family as the tests' own client (README and infra/tests hold their lists to that one).
+    assert tuple(report["mechanisms"]) == built_in_sasl_mechanisms() and "GSSAPI" not in report["mechanisms"]
+    assert report["gssapi_refused_as"] == "KAFKA_SASL_MECHANISM"
+
+
 def _packaged_requirements(archive):
     """The zip's requirements.txt as {name: version}, every line `name==version`."""
     pins = {}

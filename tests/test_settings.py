@@ -100,8 +100,44 @@ def test_sasl_settings_reach_the_producer_config():
     }
 
 
+def test_a_sasl_protocol_without_a_mechanism_is_refused_naming_the_mechanism_and_what_the_client_can_do():
+    env = {**KAFKA, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "pw"}
+    with pytest.raises(MissingSetting) as info:
+        Settings.from_env(env)
+    assert info.value.setting == "KAFKA_SASL_MECHANISM"
+    assert "one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER" in str(info.value)
+
+
+def test_an_unknown_sasl_mechanism_is_named():
+    env = {**KAFKA, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "KERBEROS"}
+    assert error_for(env).setting == "KAFKA_SASL_MECHANISM"
+
+
+def test_a_sasl_mechanism_needs_a_sasl_protocol():
+    assert error_for({**KAFKA, "KAFKA_SASL_MECHANISM": "OAUTHBEARER"}).setting == "KAFKA_SECURITY_PROTOCOL"
+
+
+def test_plain_and_scram_need_credentials():
+    for mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        with pytest.raises(MissingSetting) as info:
+            Settings.from_env({**KAFKA, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": mechanism})
+        assert info.value.setting == "KAFKA_SASL_USERNAME", mechanism
+
+
+def test_the_mechanism_asks_the_kafka_client_for_its_feature():
+    env = {**KAFKA, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "scram-sha-512",
+           "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "pw"}
+    config = Settings.from_env(env).kafka.producer_config()
+    assert (config["sasl.mechanism"], config["builtin.features"]) == ("SCRAM-SHA-512", "sasl_scram")
+
+
+def test_builtin_features_is_managed_by_the_app():
+    assert error_for({**KAFKA, "KAFKA_PRODUCER_BUILTIN_FEATURES": "zstd"}).setting == "KAFKA_PRODUCER_BUILTIN_FEATURES"
+
+
 def test_password_never_appears_in_the_settings_repr():
-    env = {**KAFKA, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "hunter2-pw"}
+    env = {**KAFKA, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u",
+           "KAFKA_SASL_PASSWORD": "hunter2-pw"}
     assert "hunter2-pw" not in repr(Settings.from_env(env))
 
 
@@ -174,6 +210,7 @@ def test_start_from_time_and_start_from_beginning_together_are_refused():
     env = {**COSMOS, "COSMOSDB_START_FROM_TIME": "2026-05-01T10:00:00Z", "COSMOSDB_START_FROM_BEGINNING": "true"}
     error = error_for(env, TriggerSettings.from_env)
     assert error.setting == "COSMOSDB_START_FROM_TIME" and "COSMOSDB_START_FROM_BEGINNING" in str(error)
+    assert "the Cosmos DB extension refuses" in str(error)
 
 
 def test_the_lease_watch_defaults_expect_no_region_and_judge_after_two_minutes():

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
+
+# Which source wins: said here once, and printed by --help (docs/OPERATIONS.md, "Settings", repeats it).
+PRECEDENCE = ("The file's values take precedence over the environment, except a Key Vault reference in the "
+              "file: where the environment sets that setting, its value is used instead.")
+
+# An app setting that App Service resolves from Key Vault for the Function App, in either form:
+# @Microsoft.KeyVault(SecretUri=https://...) or @Microsoft.KeyVault(VaultName=...;SecretName=...[;SecretVersion=...]).
+# A settings file downloaded from the app holds the reference, never the secret.
+_KEY_VAULT_REFERENCE = re.compile(r"\s*@Microsoft\.KeyVault\((SecretUri=|VaultName=)[^)]*\)\s*", re.IGNORECASE)
 
 
 class SettingsFileError(ValueError):
@@ -83,9 +94,42 @@ def load_values(path: "str | Path") -> dict[str, str]:
     return result
 
 
-def effective_settings(environ: Mapping[str, str], settings_file: Optional[str]) -> dict[str, str]:
-    """The environment, with the file's Values taking precedence when a file is given."""
+def is_key_vault_reference(value: Optional[str]) -> bool:
+    """True for `@Microsoft.KeyVault(SecretUri=...)` and `@Microsoft.KeyVault(VaultName=...;SecretName=...)`."""
+    return value is not None and _KEY_VAULT_REFERENCE.fullmatch(value) is not None
+
+
+def key_vault_references(env: Mapping[str, str]) -> list[str]:
+    """The settings whose value is a Key Vault reference, sorted: no value the CLI can use."""
+    return sorted(name for name, value in env.items() if is_key_vault_reference(value))
+
+
+def key_vault_reference_problem(setting: str) -> str:
+    """What a Key Vault reference among the settings is, and how to pass the secret itself; none of it is quoted."""
+    return (f"setting {setting}: a Key Vault reference (@Microsoft.KeyVault(...)), which only App Service resolves, "
+            f"for the Function App; here it is no value, and nothing is sent with it. Pass the secret itself in the "
+            f"environment, whose value takes the place of a reference in the --settings file: export {setting}="
+            f"\"$(az keyvault secret show --vault-name <vault> --name <secret> --query value --output tsv)\", with "
+            f"the vault and secret the reference names")
+
+
+@dataclasses.dataclass(frozen=True)
+class EffectiveSettings:
+    """The settings the CLI runs with, and those the environment gave in place of the file's Key Vault references."""
+
+    values: dict[str, str]
+    from_environment: tuple[str, ...] = ()
+
+
+def effective_settings(environ: Mapping[str, str], settings_file: Optional[str]) -> EffectiveSettings:
+    """The environment overlaid by the file's Values, as PRECEDENCE says."""
     merged = dict(environ)
-    if settings_file is not None:
-        merged.update(load_values(settings_file))
-    return merged
+    if settings_file is None:
+        return EffectiveSettings(merged)
+    replaced = []
+    for name, value in load_values(settings_file).items():
+        if is_key_vault_reference(value) and environ.get(name) and not is_key_vault_reference(environ[name]):
+            replaced.append(name)
+        else:
+            merged[name] = value
+    return EffectiveSettings(merged, tuple(sorted(replaced)))

@@ -11,15 +11,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Optional, TextIO
 from urllib.parse import urlparse
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
 
-from ..producer import setting_hint as kafka_hint
+from ..producer import client_rejection, setting_hint as kafka_hint
 from ..settings import KafkaSettings, Secret, Settings, SettingsError, TriggerSettings
+from .appsettings import key_vault_reference_problem, key_vault_references
 from .cosmos_facts import DEFAULT_MIN_SOFT_DELETE_TTL, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds
 from .errors import CosmosUnavailable
 from .report import Report, Section, parse_connection_string, redacted_connection_string, secret_values
@@ -43,10 +44,18 @@ _STAND_INS = {
     "COSMOSDB_NAME": "stand-in",
     "COSMOSDB": "AccountEndpoint=https://stand-in/;AccountKey=stand-in;",
     "KAFKA_HOSTS": "stand-in:9092",
-    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
     "KAFKA_SASL_USERNAME": "stand-in",
     "KAFKA_SASL_PASSWORD": "stand-in",
 }
+
+
+def _stand_in(setting: str, env: Mapping[str, str]) -> Optional[str]:
+    if setting == "KAFKA_SECURITY_PROTOCOL":
+        # A SASL protocol only where SASL settings would need one: otherwise it asks for a mechanism nobody meant.
+        sasl = any((env.get(name) or "").strip() for name in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_MECHANISM"))
+        return "SASL_SSL" if sasl else "PLAINTEXT"
+    return _STAND_INS.get(setting)
 
 
 def parse_with_all_errors(parse: Callable[[Mapping[str, str]], object], env: Mapping[str, str]):
@@ -60,8 +69,9 @@ def parse_with_all_errors(parse: Callable[[Mapping[str, str]], object], env: Map
             if any(e.setting == error.setting for e in errors):
                 return None, errors
             errors.append(error)
-            if error.setting in _STAND_INS:
-                env[error.setting] = _STAND_INS[error.setting]
+            stand_in = _stand_in(error.setting, env)
+            if stand_in is not None:
+                env[error.setting] = stand_in
             elif error.setting in env:
                 del env[error.setting]
             else:
@@ -76,9 +86,29 @@ class ParsedSettings:
     trigger: Optional[TriggerSettings]
     settings: Optional[Settings]
     errors: list[SettingsError]
+    # Settings that hold a Key Vault reference: parsed with a stand-in or left out, never used or shown.
+    references: tuple[str, ...] = ()
+
+    def references_read_by(self, part: str) -> list[str]:
+        """The Key Vault references among the settings that `part` ("Kafka" or "Cosmos DB") would use."""
+        return [name for name in self.references if _part_reading(name) == part]
+
+
+def _part_reading(setting: str) -> Optional[str]:
+    """Which part of the check uses a setting beyond parsing it: "Kafka", "Cosmos DB" or None."""
+    if setting.startswith("KAFKA_"):
+        return "Kafka"
+    if setting.startswith(("COSMOSDB", "CLUSTER_ID", "LEASE_WATCH_")):
+        return "Cosmos DB"
+    return None
 
 
 def parse_settings(env: Mapping[str, str]) -> ParsedSettings:
+    references = tuple(key_vault_references(env))
+    # A reference is no value: parse with a stand-in where one keeps the rest parsing, so that no parse
+    # error quotes it and every other problem is still found; the parts that would use it are skipped.
+    env = {name: value for name, value in env.items() if name not in references}
+    env.update((name, _stand_in(name, env)) for name in references if _stand_in(name, env) is not None)
     trigger, trigger_errors = parse_with_all_errors(TriggerSettings.from_env, env)
     settings, settings_errors = parse_with_all_errors(Settings.from_env, env)
     errors, seen = [], set()
@@ -86,14 +116,23 @@ def parse_settings(env: Mapping[str, str]) -> ParsedSettings:
         if str(error) not in seen:
             seen.add(str(error))
             errors.append(error)
-    return ParsedSettings(trigger, settings, errors)
+    return ParsedSettings(trigger, settings, errors, references)
 
 
-def settings_section(report: Report, env: Mapping[str, str], parsed: ParsedSettings) -> None:
+def settings_section(report: Report, env: Mapping[str, str], parsed: ParsedSettings, *, kafka: bool = True,
+                     cosmos: bool = True, from_environment: tuple[str, ...] = ()) -> None:
     section = report.section("Settings")
+    for name in parsed.references:
+        # A problem where a part of the check that runs would need it; otherwise only a warning.
+        part = _part_reading(name)
+        needed = (part == "Kafka" and kafka) or (part == "Cosmos DB" and cosmos)
+        (section.problem if needed else section.warning)(key_vault_reference_problem(name))
+    for name in from_environment:
+        section.info(f"{name}: the environment's value, in place of the Key Vault reference in the settings file")
     for error in parsed.errors:
         section.problem(str(error))
     rows: list[tuple[str, str]] = []
+    env = {name: value for name, value in env.items() if name not in parsed.references}
     connection = (env.get("COSMOSDB") or "").strip()
     identity_endpoint = (env.get("COSMOSDB__accountEndpoint") or "").strip()
     if connection:
@@ -136,6 +175,8 @@ def settings_section(report: Report, env: Mapping[str, str], parsed: ParsedSetti
         rows += _kafka_rows(settings.kafka)
     elif trigger is not None:
         rows.append(("CLUSTER_ID", trigger.cluster_id or "(none: every change is sent)"))
+    rows = [(name, value) for name, value in rows if name not in parsed.references]
+    rows += [(name, "(a Key Vault reference: not resolved here)") for name in parsed.references]
     width = max((len(name) for name, _ in rows), default=0)
     for name, value in rows:
         section.info(f"{name:<{width}}  {value}")
@@ -168,8 +209,13 @@ def _flag(value: bool) -> str:
 # -- Kafka --------------------------------------------------------------------------------------
 
 
-def kafka_section(report: Report, kafka: Optional[KafkaSettings], timeout: float) -> None:
+def kafka_section(report: Report, kafka: Optional[KafkaSettings], timeout: float,
+                  references: Sequence[str] = ()) -> None:
     section = report.section("Kafka")
+    if references:
+        section.skipped(f"{', '.join(references)} holds a Key Vault reference (see Settings): nothing was sent to "
+                        f"the brokers")
+        return
     if kafka is None:
         section.skipped("the Kafka settings have problems (see Settings)")
         return
@@ -182,11 +228,8 @@ def kafka_section(report: Report, kafka: Optional[KafkaSettings], timeout: float
         # The app's own producer configuration: a property librdkafka rejects is found here too.
         client = confluent_kafka.Producer(config)
     except KafkaException as exc:
-        error = exc.args[0] if exc.args else None
-        text = error.str() if isinstance(error, KafkaError) else str(exc)
-        prop = text.split('"')[-2] if text.count('"') >= 2 else ""
-        setting = kafka.setting_of(prop) if prop else "KAFKA_PRODUCER_*"
-        section.problem(f"setting {setting}: rejected by the Kafka client: {text}")
+        # What the app's first invocation would raise, word for word.
+        section.problem(str(client_rejection(kafka, exc)))
         return
     try:
         _inspect_cluster(section, client, kafka, errors, timeout)
@@ -248,9 +291,13 @@ def cosmos_section(
     sample: Optional[FeedSampleBounds] = None,
     min_soft_delete_ttl: int = 0,
     sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]] = None,
+    references: Sequence[str] = (),
 ) -> Optional[CosmosFacts]:
     """The Cosmos DB findings; returns what was read, None when nothing could be."""
     section = report.section("Cosmos DB")
+    if references:
+        section.skipped(f"{', '.join(references)} holds a Key Vault reference (see Settings): Cosmos DB was not read")
+        return None
     if trigger is None:
         section.skipped("the Cosmos DB settings have problems (see Settings)")
         return None
@@ -657,17 +704,19 @@ def run_check(env: Mapping[str, str], out: TextIO, *, source: str, kafka: bool =
               gather: Optional[Callable[..., CosmosFacts]] = None,
               sample: Optional[FeedSampleBounds] = None, min_soft_delete_ttl: int = DEFAULT_MIN_SOFT_DELETE_TTL,
               sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]] = None,
-              watch_look: Optional[Callable[[], object]] = None) -> int:
+              watch_look: Optional[Callable[[], object]] = None, from_environment: tuple[str, ...] = ()) -> int:
     """Prints the report; 0 when there is no problem, else 1."""
     report = Report(f"cache-invalidator check: settings from {source}", secrets=secret_values(env))
     parsed = parse_settings(env)
-    settings_section(report, env, parsed)
+    settings_section(report, env, parsed, kafka=kafka, cosmos=cosmos, from_environment=from_environment)
     if kafka:
-        kafka_section(report, parsed.settings.kafka if parsed.settings else None, timeout)
+        kafka_section(report, parsed.settings.kafka if parsed.settings else None, timeout,
+                      references=parsed.references_read_by("Kafka"))
     if cosmos:
         cluster_id = parsed.trigger.cluster_id if parsed.trigger else None
         facts = cosmos_section(report, env, parsed.trigger, cluster_id, timeout, gather=gather, sample=sample,
-                               min_soft_delete_ttl=min_soft_delete_ttl, sampler=sampler)
+                               min_soft_delete_ttl=min_soft_delete_ttl, sampler=sampler,
+                               references=parsed.references_read_by("Cosmos DB"))
         if facts is not None and facts.leases is not None:
             # Only once the lease container answered: otherwise the Cosmos DB section has said why not.
             lease_watch_section(report, env, parsed.trigger, look=watch_look)

@@ -13,7 +13,8 @@ from typing import Optional, TextIO
 
 from ..settings import Settings, SettingsError, TriggerSettings
 from ..translation import ContainerKind
-from .appsettings import SettingsFileError, effective_settings
+from .appsettings import (PRECEDENCE, SettingsFileError, effective_settings, key_vault_reference_problem,
+                          key_vault_references)
 from .cosmos_facts import (DEFAULT_MIN_SOFT_DELETE_TTL, DEFAULT_SAMPLE_MAX_DOCUMENTS, DEFAULT_SAMPLE_MAX_REQUEST_UNITS,
                            DEFAULT_SAMPLE_WINDOW_SECONDS, FeedSampleBounds)
 
@@ -23,10 +24,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #   -> ({container name: pages}, close)
 PageSource = Callable[..., tuple[Mapping[str, Iterable[list]], Callable[[], None]]]
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Operator commands for the cache invalidator. They read the same settings as
 the Function App: from the environment, or from a local.settings.json given
-with --settings (its Values take precedence over the environment).
+with --settings. {PRECEDENCE}
 """
 
 
@@ -90,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--settings", metavar="FILE",
-        help="a local.settings.json whose Values are the app settings (// comments allowed); "
-             "they take precedence over the environment")
+        help="a local.settings.json whose Values are the app settings (// comments allowed), such as a "
+             "region's downloaded settings. " + PRECEDENCE)
     common.add_argument(
         "--timeout", type=_seconds, default=10.0, metavar="SECONDS",
         help="how long to wait for Kafka metadata and Cosmos DB connections (default: 10)")
@@ -104,13 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
         help="validate a region's settings, Kafka topic and Cosmos DB containers and leases",
-        description="Validates a region's deployment and prints a report, secrets shown as ***.\n"
-                    "Settings: parsed as the app parses them. Kafka: the brokers answer, the topic exists\n"
-                    "and has partitions. Cosmos DB: the database and the whisks, subjects and lease\n"
+        description="Validates a region's deployment and prints a report in four sections, secrets shown\n"
+                    "as ***.\n"
+                    "Settings: parsed as the app parses them; a Key Vault reference is named, never used.\n"
+                    "Kafka: the app's own client configuration is accepted, the brokers answer, the topic\n"
+                    "exists and has partitions. Cosmos DB: the database and the whisks, subjects and lease\n"
                     "containers exist, the lease container is keyed by /id, and this deployment's\n"
                     "leases, with warnings when other deployments' lease prefixes suggest a CLUSTER_ID\n"
                     "problem. What OpenWhisk's controllers write: the containers' time to live, and a\n"
-                    "bounded sample of each change feed (soft deletes, their ttl, _clusterId).\n\n"
+                    "bounded sample of each change feed (soft deletes, their ttl, _clusterId).\n"
+                    "Lease watch: once the lease container answered, the table the watch_leases function\n"
+                    "logs, a row per region and container.\n\n"
                     "Exit status: 0 when there is no problem (warnings allowed), 1 otherwise.")
     check.add_argument("--no-kafka", dest="kafka", action="store_false", help="skip the Kafka checks")
     check.add_argument("--no-cosmos", dest="cosmos", action="store_false", help="skip the Cosmos DB checks")
@@ -166,10 +171,11 @@ def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str,
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     try:
-        env = effective_settings(os.environ if environ is None else environ, args.settings)
+        effective = effective_settings(os.environ if environ is None else environ, args.settings)
     except SettingsFileError as exc:
         stderr.write(f"error: --settings: {exc}\n")
         return EXIT_USAGE
+    env = effective.values
     source = f"{args.settings} over the environment" if args.settings else "the environment"
     if args.command == "check":
         from .check import run_check
@@ -177,7 +183,8 @@ def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str,
         bounds = FeedSampleBounds(args.sample_window, args.sample_max_documents, args.sample_max_ru)
         return run_check(env, stdout, source=source, kafka=args.kafka, cosmos=args.cosmos,
                          timeout=args.timeout, gather=gather, sample=bounds if args.sample else None,
-                         min_soft_delete_ttl=args.min_soft_delete_ttl, sampler=sampler)
+                         min_soft_delete_ttl=args.min_soft_delete_ttl, sampler=sampler,
+                         from_environment=effective.from_environment)
     return _replay(args, env, stdout, stderr, page_source)
 
 
@@ -188,6 +195,11 @@ def _replay(args, env: Mapping[str, str], stdout: TextIO, stderr: TextIO, page_s
     if args.until is not None and args.until < args.since:
         stderr.write("error: --until is before --since\n")
         return EXIT_USAGE
+    references = key_vault_references(env)
+    if references:
+        # A replay reads Cosmos DB and sends to Kafka with every setting: none may be a reference.
+        stderr.write("".join(f"error: {key_vault_reference_problem(name)}\n" for name in references))
+        return EXIT_FAILED
     try:
         trigger = TriggerSettings.from_env(env)
         settings = Settings.from_env(env)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import TextIO
 
 from ..settings import PRODUCER_PREFIX, SECRET_PROPERTY_WORDS
+from .appsettings import is_key_vault_reference
 
 OK = "ok"
 INFO = ""
@@ -124,6 +125,8 @@ def secret_values(env: Mapping[str, str]) -> list[str]:
     for name, value in env.items():
         if name.startswith(PRODUCER_PREFIX) and value and any(w in name.lower() for w in SECRET_PROPERTY_WORDS):
             secrets.extend({value, value.strip()})
+    # A Key Vault reference is no secret, but no part of one is shown either (check says what it is).
+    secrets.extend(value for value in env.values() if is_key_vault_reference(value))
     connection = env.get("COSMOSDB")
     if connection:
         for name, content in parse_connection_string(connection).items():

@@ -12,12 +12,16 @@ import com.azure.cosmos.models.CosmosContainerProperties;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.NullNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.util.RawValue;
 
 import java.io.BufferedReader;
 import java.io.FileOutputStream;
 import java.io.FileDescriptor;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
+import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
@@ -43,9 +47,18 @@ import java.util.concurrent.atomic.AtomicLong;
  * the processors and the program.
  *
  * <p>Arguments are {@code name=value}: endpoint, database, lease-container, create-lease-container, host-name,
- * handler ({@code handleLatestVersionChanges}, the default, or {@code handleChanges}), max-items, start-time, start-from-beginning, poll-delay-ms, lease-renew-ms, lease-acquire-ms, lease-expiration-ms, and one
- * {@code function=<name>:<container>:<lease prefix>} per function. The account key comes in COSMOS_KEY.
- * Everything the SDK logs goes to stderr; stdout carries only the protocol.
+ * max-items, start-time, start-from-beginning, poll-delay-ms, lease-renew-ms, lease-acquire-ms, lease-expiration-ms,
+ * and one {@code function=<name>:<container>:<handler>:<lease prefix>} per function, whose handler is
+ * {@code handleLatestVersionChanges}, {@code handleChanges} or {@code handleAllVersionsAndDeletesChanges}. The
+ * account key comes in COSMOS_KEY. Everything the SDK logs goes to stderr; stdout carries only the protocol.
+ *
+ * <p>In all versions and deletes mode each change crosses as the Functions host hands it to the worker: the Cosmos DB
+ * extension's {@code CosmosDBTriggerValueBinder} (azure-webjobs-sdk-extensions,
+ * src/WebJobs.Extensions.CosmosDB/Trigger/CosmosdbTriggerValueBinder.cs) turns the .NET processor's
+ * {@code IReadOnlyCollection<ChangeFeedItem<JObject>>} into {@code JArray.FromObject(...).ToString(Formatting.None)}
+ * for a string parameter, so each element is Newtonsoft's serialization of the .NET SDK's {@code ChangeFeedItem} and
+ * {@code ChangeFeedMetadata} (azure-cosmos-dotnet-v3, Microsoft.Azure.Cosmos/src/Resource/FullFidelity/, as made GA
+ * by commit d044d4c1f, #5825): see {@link #asDotNetChangeFeedItem}.
  */
 public final class TriggerListener {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -68,7 +81,7 @@ public final class TriggerListener {
                 throw new IllegalArgumentException("arguments are name=value, got " + arg);
             }
             if (arg.startsWith("function=")) {
-                functions.add(arg.substring(eq + 1).split(":", 3));
+                functions.add(arg.substring(eq + 1).split(":", 4));
             } else {
                 settings.put(arg.substring(0, eq), arg.substring(eq + 1));
             }
@@ -96,7 +109,7 @@ public final class TriggerListener {
         for (String[] function : functions) {
             String name = function[0];
             ChangeFeedProcessorOptions options = new ChangeFeedProcessorOptions()
-                .setLeasePrefix(function[2])
+                .setLeasePrefix(function[3])
                 .setMaxItemCount(Integer.parseInt(settings.getOrDefault("max-items", "100")))
                 .setStartFromBeginning(Boolean.parseBoolean(settings.getOrDefault("start-from-beginning", "false")))
                 .setFeedPollDelay(millis(settings, "poll-delay-ms", ChangeFeedProcessorOptions.DEFAULT_FEED_POLL_DELAY))
@@ -111,17 +124,24 @@ public final class TriggerListener {
                 .feedContainer(database.getContainer(function[1]))
                 .leaseContainer(database.getContainer(leaseContainer))
                 .options(options);
-            // handleChanges: the older partition-key-range leases, whose ids hold names (what check must read too).
-            if (settings.getOrDefault("handler", "handleLatestVersionChanges").equals("handleChanges")) {
-                builder.handleChanges(documents -> handOver(name, documents));
-            } else {
-                builder.handleLatestVersionChanges(items -> {
+            switch (function[2]) {
+                // handleChanges: the older partition-key-range leases, whose ids hold names (what check must read too).
+                case "handleChanges" -> builder.handleChanges(documents -> handOver(name, documents));
+                case "handleLatestVersionChanges" -> builder.handleLatestVersionChanges(items -> {
                     List<JsonNode> documents = new ArrayList<>();
                     for (ChangeFeedProcessorItem item : items) {
                         documents.add(item.getCurrent());
                     }
                     handOver(name, documents);
                 });
+                case "handleAllVersionsAndDeletesChanges" -> builder.handleAllVersionsAndDeletesChanges(items -> {
+                    List<JsonNode> changes = new ArrayList<>();
+                    for (ChangeFeedProcessorItem item : items) {
+                        changes.add(asDotNetChangeFeedItem(item));
+                    }
+                    handOver(name, changes);
+                });
+                default -> throw new IllegalArgumentException("unknown handler " + function[2] + " for " + name);
             }
             processors.add(builder.buildChangeFeedProcessor());
         }
@@ -172,6 +192,46 @@ public final class TriggerListener {
         } finally {
             ANSWERS.remove(number);
         }
+    }
+
+    /**
+     * One change as Newtonsoft writes the .NET SDK's {@code ChangeFeedItem<JObject>}: its properties in declaration
+     * order, {@code current} (null on a delete: no NullValueHandling on it), {@code metadata}, then {@code previous}
+     * only when there is one (NullValueHandling.Ignore). {@code ChangeFeedMetadata}: {@code crts} (a double,
+     * ConflictResolutionTimestampInSeconds), {@code lsn}, {@code operationType} (StringEnumConverter with its
+     * EnumMember names), {@code previousImageLSN}, {@code timeToLiveExpired} (value types: always written, 0 and
+     * false when the service sent none), then {@code id} and {@code partitionKey} only when set (deletes).
+     */
+    static ObjectNode asDotNetChangeFeedItem(ChangeFeedProcessorItem item) {
+        JsonNode wire = item.toJsonNode();
+        JsonNode metadata = wire.path("metadata");
+        ObjectNode converted = JSON.createObjectNode();
+        converted.set("current", item.getCurrent() == null ? NullNode.getInstance() : item.getCurrent());
+        ObjectNode dotNetMetadata = converted.putObject("metadata");
+        dotNetMetadata.putRawValue("crts", new RawValue(newtonsoftDouble(metadata.path("crts").asDouble())));
+        dotNetMetadata.put("lsn", metadata.path("lsn").asLong());
+        dotNetMetadata.put("operationType", metadata.path("operationType").asText());
+        dotNetMetadata.put("previousImageLSN", metadata.path("previousImageLSN").asLong(0));
+        dotNetMetadata.put("timeToLiveExpired", metadata.path("timeToLiveExpired").asBoolean(false));
+        if (metadata.hasNonNull("id")) {
+            dotNetMetadata.set("id", metadata.get("id"));
+        }
+        if (metadata.hasNonNull("partitionKey")) {
+            dotNetMetadata.set("partitionKey", metadata.get("partitionKey"));
+        }
+        if (item.getPrevious() != null && !item.getPrevious().isNull()) {
+            converted.set("previous", item.getPrevious());
+        }
+        return converted;
+    }
+
+    /**
+     * Newtonsoft's JsonConvert.ToString(double): .NET's shortest round-trip digits, with ".0" added to a whole number
+     * (EnsureDecimalPlace). Plain digits suffice for a timestamp in seconds; .NET writes an exponent from 1e15 on.
+     */
+    static String newtonsoftDouble(double value) {
+        String digits = new BigDecimal(Double.toString(value)).stripTrailingZeros().toPlainString();
+        return digits.contains(".") ? digits : digits + ".0";
     }
 
     private static synchronized void say(String line) {

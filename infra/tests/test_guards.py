@@ -5,7 +5,12 @@ what fails must fail before anything is created, with a message that says which 
 and what to change.
 """
 
+import re
+
 from conftest import SHARED, sasl_region
+
+from cache_invalidator.producer import built_in_sasl_mechanisms
+from cache_invalidator.settings import MANAGED_PRODUCER_PROPERTIES, SASL_MECHANISM_FEATURES
 
 
 def plan_failure(terraform, regions, **shared):
@@ -45,8 +50,17 @@ def test_a_start_time_without_a_zone_fails_naming_the_region(terraform):
 def test_a_start_time_beside_start_from_beginning_fails_naming_the_region(terraform):
     output = plan_failure(terraform, {"westeurope": sasl_region("westeurope", cosmosdb_start_from_beginning=True,
                                                                cosmosdb_start_from_time="2026-05-01T10:00:00Z")})
-    assert "cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other" in output
-    assert "region westeurope" in output
+    assert "region westeurope: cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other" \
+        in output
+
+
+def test_a_start_time_beside_the_shared_start_from_beginning_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
+                                      "eastus": sasl_region("eastus", cosmosdb_start_from_time="2026-05-01T10:00:00Z")},
+                          cosmosdb_start_from_beginning=True)
+    assert "region eastus: cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other" \
+        in output
+    assert "region westeurope:" not in output
 
 
 def test_sasl_username_without_its_password_secret_fails_naming_the_region(terraform):
@@ -61,6 +75,31 @@ def test_scram_without_credentials_fails_naming_the_region(terraform):
     output = plan_failure(terraform, {"eastus": region})
     assert "the Kafka settings of region eastus are incomplete" in output
     assert "kafka_sasl_mechanism PLAIN or SCRAM needs kafka_sasl_username" in output
+
+
+def test_a_sasl_protocol_without_a_mechanism_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
+                                      "eastus": sasl_region("eastus", kafka_sasl_mechanism=None)})
+    assert "the Kafka settings of region eastus are incomplete: kafka_security_protocol SASL_SSL or SASL_PLAINTEXT " \
+           "needs a kafka_sasl_mechanism" in output
+
+
+def test_the_guard_accepts_exactly_the_mechanisms_the_packaged_kafka_client_is_built_with(terraform):
+    # One region per mechanism librdkafka knows; the guard's message names each one it refuses.
+    regions = {mechanism.lower(): sasl_region(mechanism.lower(), kafka_sasl_mechanism=mechanism)
+               for mechanism in SASL_MECHANISM_FEATURES}
+    output = plan_failure(terraform, regions)
+    [line] = [line for line in output.splitlines() if "kafka_sasl_mechanism must be" in line]
+    refused = set(re.findall(r'region [a-z0-9-]+ \("([A-Z0-9-]+)"\)', line))
+    assert refused == set(SASL_MECHANISM_FEATURES) - set(built_in_sasl_mechanisms()) == {"GSSAPI"}, line
+
+
+def test_the_guard_refuses_exactly_the_producer_properties_the_app_manages(terraform):
+    region = {"cluster_id": "eastus", "kafka_hosts": "10.0.0.4:9092",
+              "kafka_producer_properties": {name: "x" for name in [*MANAGED_PRODUCER_PROPERTIES, "linger.ms"]}}
+    output = plan_failure(terraform, {"eastus": region})
+    [line] = [line for line in output.splitlines() if "the app manages these producer properties itself" in line]
+    assert f"region eastus ({', '.join(sorted(MANAGED_PRODUCER_PROPERTIES))})" in line, line
 
 
 def test_sasl_mechanism_without_a_sasl_protocol_fails_naming_the_region(terraform):

@@ -71,8 +71,8 @@ _listener_build: dict = {}
 
 def pytest_collection_modifyitems(session, config, items):
     """Fetches and compiles the change feed processor before any test runs, outside every test's timeout,
-    when a collected test starts an instance."""
-    if not any("start_instance" in getattr(item, "fixturenames", ()) for item in items):
+    when a collected test runs it."""
+    if not any("trigger_listener_classpath" in getattr(item, "fixturenames", ()) for item in items):
         return
     from devhost.trigger_listener import TriggerListenerError, build
 
@@ -99,7 +99,7 @@ def start_instance(start_worker, trigger_listener_classpath, tmp_path):
     started = []
 
     def start(settings, host_name, intervals=LeaseIntervals(renew=1.0, acquire=1.0, expiration=5.0),
-              handler="handleLatestVersionChanges"):
+              handler=None):
         host = start_worker(settings)
         listener = TriggerListener(trigger_listener_classpath, cosmos_triggers(host.functions), settings,
                                    host.invoke, host_name=host_name, intervals=intervals, handler=handler,

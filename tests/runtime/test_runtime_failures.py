@@ -68,3 +68,12 @@ def test_missing_kafka_hosts_fails_the_invocation_naming_it(start_worker, app_se
     host = start_worker({k: v for k, v in app_settings.items() if k != "KAFKA_HOSTS"})
     status, message = host.invoke("invalidate_whisks", BATCH)
     assert status == "Failure" and message.startswith("MissingSetting: ") and "KAFKA_HOSTS" in message, message
+
+
+def test_a_sasl_mechanism_the_kafka_client_lacks_fails_the_first_invocation_naming_it(start_worker, app_settings):
+    host = start_worker({**app_settings, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "GSSAPI",
+                         "KAFKA_SASL_USERNAME": "invalidator", "KAFKA_SASL_PASSWORD": "pw-5527"})
+    status, message = host.invoke("invalidate_whisks", BATCH)
+    assert status == "Failure" and message.startswith("InvalidSetting: setting KAFKA_SASL_MECHANISM: GSSAPI is not "
+                                                      "built into the Kafka client"), message
+    assert "pw-5527" not in message

@@ -227,6 +227,13 @@ resource "azapi_resource" "function_app" {
       condition     = length(var.key_vault_secrets) == 0 || var.key_vault_id != null
       error_message = "region ${var.region} names Key Vault secrets (${join(", ", values(var.key_vault_secrets))}) but key_vault_id is not set."
     }
+    # The Cosmos DB extension's listener throws at start when both are set ("Only one of
+    # StartFromBeginning or StartFromTime can be used"), and the app refuses them too. The flag
+    # is the one the region ends up with: its own, or the shared default.
+    precondition {
+      condition     = !(contains(keys(var.app_settings), "COSMOSDB_START_FROM_TIME") && lower(lookup(var.app_settings, "COSMOSDB_START_FROM_BEGINNING", "false")) == "true")
+      error_message = "region ${var.region}: cosmosdb_start_from_time and cosmosdb_start_from_beginning = true exclude each other (COSMOSDB_START_FROM_TIME and COSMOSDB_START_FROM_BEGINNING: the Cosmos DB extension refuses the two, and the region's triggers would not start). The flag is true here from the region's own cosmosdb_start_from_beginning or, when the region leaves it unset, from the shared one: set the region's cosmosdb_start_from_beginning = false, or remove its cosmosdb_start_from_time."
+    }
   }
 
   depends_on = [

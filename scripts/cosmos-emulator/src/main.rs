@@ -9,8 +9,13 @@
 //! headers (the owner's path by name and its _rid), and an empty
 //! `x-ms-continuation` request header, which means no continuation.
 //!
-//! Usage: cosmos-emulator [--port PORT]. PORT 0 (the default) takes a free
-//! port. Once it listens, it prints `listening on 127.0.0.1:PORT` on stdout.
+//! It serves the all versions and deletes change feed, which the emulator keeps no
+//! history for, from its own record of every document write (src/all_versions.rs).
+//!
+//! Usage: cosmos-emulator [--port PORT] [--without-all-versions-and-deletes]. PORT 0
+//! (the default) takes a free port. --without-all-versions-and-deletes plays an
+//! account without that feature: its change feed reads are refused as the service
+//! refuses them. Once it listens, it prints `listening on 127.0.0.1:PORT` on stdout.
 //! Exit codes: 1 failure, 2 usage, 6 the port is taken (as scripts/kafka).
 
 use std::collections::HashMap;
@@ -30,32 +35,48 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+mod all_versions;
+
 const HOST: &str = "127.0.0.1";
 // The region Microsoft's own (Docker) emulator reports, so that nothing tells them apart by name.
 const REGION: &str = "South Central US";
 
 type Response = hyper::Response<Full<Bytes>>;
 
-fn parse_port() -> Result<u16, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => Ok(0),
-        [flag, port] if flag == "--port" => port
-            .parse()
-            .map_err(|_| format!("--port wants a number from 0 to 65535, got {port:?}")),
-        _ => Err("usage: cosmos-emulator [--port PORT]".to_owned()),
+const USAGE: &str = "usage: cosmos-emulator [--port PORT] [--without-all-versions-and-deletes]";
+
+struct Options {
+    port: u16,
+    all_versions_and_deletes: bool,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options { port: 0, all_versions_and_deletes: true };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => {
+                let port = args.next().ok_or_else(|| USAGE.to_owned())?;
+                options.port =
+                    port.parse().map_err(|_| format!("--port wants a number from 0 to 65535, got {port:?}"))?;
+            }
+            "--without-all-versions-and-deletes" => options.all_versions_and_deletes = false,
+            _ => return Err(USAGE.to_owned()),
+        }
     }
+    Ok(options)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let port = match parse_port() {
-        Ok(port) => port,
+    let options = match parse_options() {
+        Ok(options) => options,
         Err(message) => {
             eprintln!("cosmos-emulator: {message}");
             return ExitCode::from(2);
         }
     };
+    let port = options.port;
     let listener = match TcpListener::bind((HOST, port)).await {
         Ok(listener) => listener,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -78,7 +99,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let emulator = Arc::new(Account { emulator: InMemoryEmulatorHttpClient::new(config), names: Mutex::default() });
+    let emulator = Arc::new(Account {
+        emulator: InMemoryEmulatorHttpClient::new(config),
+        names: Mutex::default(),
+        history: options.all_versions_and_deletes.then(all_versions::History::default),
+    });
     println!("listening on {HOST}:{port}");
     let _ = std::io::stdout().flush();
 
@@ -107,10 +132,58 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The emulator, and what it told us of databases' and containers' resource ids.
+/// The emulator, what it told us of databases' and containers' resource ids, and the history of every document
+/// write (None: an account without the all versions and deletes change feed).
 struct Account {
     emulator: InMemoryEmulatorHttpClient,
     names: Mutex<Names>,
+    history: Option<all_versions::History>,
+}
+
+/// A request for the emulator, in parts this crate may change.
+#[derive(Clone)]
+struct Call {
+    method: Method,
+    path: String,
+    query: Option<String>,
+    headers: Vec<(String, String)>, // names in lower case
+    body: Vec<u8>,
+}
+
+/// The emulator's answer, in parts this crate may change before it is sent.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Call {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// An error in the service's shape: `{"code", "message"}`.
+    fn error(status: u16, message: &str) -> Self {
+        let code = match status {
+            400 => "BadRequest",
+            404 => "NotFound",
+            _ => "InternalServerError",
+        };
+        Answer {
+            status,
+            headers: vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("x-ms-request-charge".to_owned(), "0".to_owned()),
+            ],
+            body: serde_json::json!({ "code": code, "message": message }).to_string().into_bytes(),
+        }
+    }
 }
 
 /// Names and _rids of the databases and containers, learned by listing them when a path names one not
@@ -131,6 +204,31 @@ enum Kind {
 }
 
 impl Account {
+    /// Sends a call to the emulator, whose paths name databases and containers by name.
+    async fn execute(&self, gateway: &Url, call: &Call) -> Answer {
+        let mut url = gateway.clone();
+        url.set_path(&call.path);
+        url.set_query(call.query.as_deref());
+        let mut request = Request::new(url, call.method.clone());
+        for (name, value) in &call.headers {
+            request.insert_header(name.clone(), value.clone());
+        }
+        request.set_body(call.body.clone());
+        let response = match self.emulator.execute_request(&request).await {
+            Ok(response) => response,
+            Err(e) => return Answer::error(500, &format!("in-memory emulator error: {e}")),
+        };
+        let raw = match response.try_into_raw_response().await {
+            Ok(raw) => raw,
+            Err(e) => return Answer::error(500, &format!("cannot read the emulator's response: {e}")),
+        };
+        Answer {
+            status: u16::from(raw.status()),
+            headers: raw.headers().iter().map(|(n, v)| (n.as_str().to_owned(), v.as_str().to_owned())).collect(),
+            body: raw.body().as_ref().to_vec(),
+        }
+    }
+
     /// (name, _rid) of a database or container named by name or by _rid; None when it does not exist.
     async fn resolve(&self, gateway: &Url, kind: Kind, database: &str, segment: &str) -> Option<(String, String)> {
         if let Some(found) = self.lookup(kind, database, segment) {
@@ -244,36 +342,25 @@ async fn serve(account: &Account, gateway: &Url, request: hyper::Request<Incomin
     let (path, owner) = account.by_name(gateway, path).await;
     // A database or container created, replaced or deleted: what we knew of names and _rids may be stale.
     let changes_names = method != Method::Get && path.trim_start_matches('/').split('/').count() <= 4;
-    let mut url = gateway.clone();
-    url.set_path(&path);
-    url.set_query(parts.uri.query());
+    // The Java SDK sends an empty continuation on a query's first page; the service reads it as none.
+    let headers = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter(|(name, value)| !(name == "x-ms-continuation" && value.trim().is_empty()))
+        .collect();
+    let call = Call { method, path, query: parts.uri.query().map(str::to_owned), headers, body: body.to_vec() };
 
-    let mut core_request = Request::new(url, method);
-    for (name, value) in &parts.headers {
-        if let Ok(value) = value.to_str() {
-            // The Java SDK sends an empty continuation on a query's first page; the service reads it as none.
-            if name.as_str() == "x-ms-continuation" && value.trim().is_empty() {
-                continue;
-            }
-            core_request.insert_header(name.as_str().to_owned(), value.to_owned());
-        }
-    }
-    core_request.set_body(body.to_vec());
-
-    let response = match account.emulator.execute_request(&core_request).await {
-        Ok(response) => response,
-        Err(e) => return plain(500, format!("in-memory emulator error: {e}")),
-    };
-    let raw = match response.try_into_raw_response().await {
-        Ok(raw) => raw,
-        Err(e) => return plain(500, format!("cannot read the emulator's response: {e}")),
+    let answer = match all_versions::Intercept::of(&call) {
+        Some(intercept) => all_versions::serve(account, gateway, &call, owner.as_ref(), intercept).await,
+        None => account.execute(gateway, &call).await,
     };
     if changes_names {
         *account.names.lock().expect("the names lock") = Names::default();
     }
-    let mut builder = hyper::Response::builder().status(u16::from(raw.status()));
+    let mut builder = hyper::Response::builder().status(answer.status);
     let mut has_owner = false;
-    for (name, value) in raw.headers().iter() {
+    for (name, value) in &answer.headers {
         has_owner |= matches!(name.as_str(), "x-ms-alt-content-path" | "x-ms-content-path");
         // hyper frames the body itself.
         if !matches!(name.as_str(), "content-length" | "transfer-encoding") {
@@ -283,9 +370,8 @@ async fn serve(account: &Account, gateway: &Url, request: hyper::Request<Incomin
     if let (Some((owner_path, owner_rid)), false) = (owner, has_owner) {
         builder = builder.header("x-ms-alt-content-path", owner_path).header("x-ms-content-path", owner_rid);
     }
-    let body = Bytes::copy_from_slice(raw.body().as_ref());
     builder
-        .body(Full::new(body))
+        .body(Full::new(Bytes::from(answer.body)))
         .unwrap_or_else(|e| plain(500, format!("the emulator's response is not valid HTTP: {e}")))
 }
 
