@@ -151,6 +151,23 @@ def _renewal_time(document: Mapping) -> Optional[float]:
     return float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
 
 
+def database_rid_of(container_rid: str) -> str:
+    """The database's _rid inside a container's _rid, as the .NET SDK's change feed processor takes it.
+
+    A container's _rid is 8 bytes, its database's 4 first, in base64 with `-` for `/` (ResourceIdentifier in
+    Microsoft.Azure.Cosmos/src/Pagination/; CosmosContainerExtensions.GetMonitoredDatabaseAndContainerRidAsync
+    reads it so since SDK 3.32.0). Reading the database itself would need a role on the whole database, which
+    neither the app's identity nor an operator holds (docs/DEPLOY.md, "Who may do what").
+    """
+    try:
+        raw = base64.b64decode(container_rid.replace("-", "/"), validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) < 8:
+        raise ValueError(f"{container_rid!r} is not a container's _rid")
+    return base64.b64encode(raw[:4]).decode().replace("/", "-")
+
+
 def lease_prefix_of(lease_id: str, marker: str, account_host: str, container: str) -> Optional[str]:
     """The lease prefix of a lease id `<prefix><host>_<database rid>_<container rid>..<token>`, None if not one of
     `container`'s. `marker` is `_<database rid>_<container rid>..`.
@@ -453,11 +470,8 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
     def hook() -> dict:
         """Every request's options: the charge counter, and what is left of the run's time as its timeout."""
         return {"raw_response_hook": charges, "timeout": max(0.5, until - time.monotonic())}
+    # The database is never read: its _rid is in the containers' (database_rid_of).
     database = client.get_database_client(trigger.database)
-    try:
-        database_rid = database.read(**hook())["_rid"]
-    except CosmosResourceNotFoundError:
-        raise WatchUnreadable(f"database {trigger.database!r} (COSMOSDB_NAME) does not exist") from None
     monitored = {}
     for setting, name in (("COSMOSDB_WHISKS_CONTAINER", trigger.whisks_container),
                           ("COSMOSDB_SUBJECTS_CONTAINER", trigger.subjects_container)):
@@ -465,7 +479,8 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
         try:
             monitored[name] = (container, container.read(**hook())["_rid"])
         except CosmosResourceNotFoundError:
-            raise WatchUnreadable(f"container {name!r} ({setting}) does not exist") from None
+            raise WatchUnreadable(f"container {name!r} ({setting}) does not exist in database "
+                                  f"{trigger.database!r} (COSMOSDB_NAME)") from None
     lease_container = database.get_container_client(trigger.lease_container)
     try:
         documents = list(lease_container.query_items("SELECT * FROM c", enable_cross_partition_query=True, **hook()))
@@ -476,7 +491,7 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
     by_container: dict[str, dict[str, list[Lease]]] = {}
     leases_of: dict[str, tuple] = {}
     for name, (container, rid) in monitored.items():
-        marker = f"_{database_rid}_{rid}.."
+        marker = f"_{database_rid_of(rid)}_{rid}.."
         groups = by_container.setdefault(name, {})
         for document in documents:
             lease_id = document.get("id")

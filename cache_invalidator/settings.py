@@ -318,6 +318,15 @@ def watch_schedule(env: Mapping[str, str]) -> str:
     return " ".join(fields)
 
 
+def declared_soft_delete_ttl(env: Mapping[str, str]) -> Optional[int]:
+    """OpenWhisk's soft-delete TTL in seconds as the deployment declares it, None when unset.
+
+    Not read by the functions: `check` warns of soft deletes whose ttl is shorter, and infra/ derives
+    the oldest-pending-change alert from the same value.
+    """
+    return _integer(env, "OPENWHISK_SOFT_DELETE_TTL_SECONDS", None, minimum=1)
+
+
 @dataclasses.dataclass(frozen=True)
 class WatchSettings:
     """What the lease watch reads and when it judges a region stale or behind; read on its first run."""

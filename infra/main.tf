@@ -63,9 +63,29 @@ resource "azurerm_cosmosdb_sql_container" "lease" {
   partition_key_paths = ["/id"]
 }
 
+# The operators' own sign-in (check, replay): Data Reader on each of the three containers,
+# nothing on the database or the account. The database's _rid is taken from a container's,
+# so neither command reads the database itself.
+resource "azurerm_cosmosdb_sql_role_assignment" "operator_data_reader" {
+  for_each = {
+    for pair in setproduct(keys(var.operator_principal_ids), keys(var.cosmosdb_containers)) :
+    "${pair[0]}/${pair[1]}" => { principal_id = var.operator_principal_ids[pair[0]], container = var.cosmosdb_containers[pair[1]] }
+  }
+
+  resource_group_name = local.cosmosdb_account_resource_group
+  account_name        = local.cosmosdb_account_name
+  role_definition_id  = "${var.cosmosdb_account_id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000001"
+  principal_id        = each.value.principal_id
+  scope               = "${var.cosmosdb_account_id}/dbs/${var.cosmosdb_database_name}/colls/${each.value.container}"
+
+  depends_on = [azurerm_cosmosdb_sql_container.lease]
+}
+
 module "region" {
   source   = "./modules/region"
   for_each = var.regions
+  # Its identity's grant on the lease container, and its triggers, need the container.
+  depends_on = [azurerm_cosmosdb_sql_container.lease]
 
   region               = each.key
   name                 = local.names[each.key].function_app
@@ -84,7 +104,6 @@ module "region" {
 
   cosmosdb_account_id       = var.cosmosdb_account_id
   cosmosdb_account_endpoint = local.cosmosdb_account_endpoint
-  cosmosdb_database_name    = var.cosmosdb_database_name
   key_vault_id              = var.key_vault_id
   key_vault_secrets         = local.region_secrets[each.key]
 
@@ -111,6 +130,8 @@ module "region" {
       LEASE_WATCH_REGIONS         = join(",", sort([for key, other in var.regions : other.cluster_id]))
       LEASE_WATCH_STALE_SECONDS   = tostring(var.lease_watch_stale_seconds)
       LEASE_WATCH_PENDING_SECONDS = tostring(var.lease_watch_pending_seconds)
+      # Read by `check` only (its --min-soft-delete-ttl), from the settings an operator downloads.
+      OPENWHISK_SOFT_DELETE_TTL_SECONDS = tostring(var.soft_delete_ttl_seconds)
     },
     var.lease_watch_schedule == null ? {} : { LEASE_WATCH_SCHEDULE = var.lease_watch_schedule },
     length(each.value.cosmosdb_preferred_locations) == 0 ? {} : { COSMOSDB_PREFERRED_LOCATIONS = join(",", each.value.cosmosdb_preferred_locations) },
@@ -127,6 +148,6 @@ module "region" {
   alert_failed_batches_threshold = var.alert_failed_batches_threshold
   alert_window                   = var.alert_window
 
-  alert_watch_silence_window       = var.alert_watch_silence_window
-  alert_pending_change_age_seconds = var.alert_pending_change_age_seconds
+  alert_watch_silence_window = var.alert_watch_silence_window
+  soft_delete_ttl_seconds    = var.soft_delete_ttl_seconds
 }

@@ -34,3 +34,11 @@ output "alert_queries" {
   description = "Each region's alert queries, to run by hand in Application Insights."
   value       = { for key, region in module.region : key => region.alert_queries }
 }
+
+output "workbook" {
+  description = "The deployment's workbook (Azure portal: Monitor, Workbooks): its resource id and display name."
+  value = {
+    id           = azurerm_application_insights_workbook.operations.id
+    display_name = azurerm_application_insights_workbook.operations.display_name
+  }
+}

@@ -97,6 +97,17 @@ variable "create_lease_container" {
   default     = true
 }
 
+variable "operator_principal_ids" {
+  type        = map(string)
+  description = "Who runs `python -m cache_invalidator check` and `replay` under their own Entra sign-in: a name of your choosing => the object id of a user, group or service principal. Each gets Cosmos DB Built-in Data Reader on exactly the whisks, subjects and lease containers, which is all both commands read (docs/DEPLOY.md, \"Who may do what\")."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for id in values(var.operator_principal_ids) : can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", id))])
+    error_message = "operator_principal_ids: each value must be an Entra object id (a GUID), got ${jsonencode(var.operator_principal_ids)}."
+  }
+}
+
 variable "key_vault_id" {
   type        = string
   description = "Resource id of the existing Key Vault (Azure RBAC authorization) that holds the regions' Kafka secrets. Required when a region names a kafka_sasl_password_secret_name or kafka_producer_secret_names."
@@ -279,6 +290,17 @@ variable "alert_window" {
   }
 }
 
+variable "workbook_location" {
+  type        = string
+  description = "The Azure region of the deployment's workbook. Default: the location of the first region, by key."
+  default     = null
+
+  validation {
+    condition     = var.workbook_location == null || can(regex("^[a-z][a-z0-9]+$", var.workbook_location))
+    error_message = "workbook_location must be an Azure region name such as westeurope, got \"${coalesce(var.workbook_location, "null")}\"."
+  }
+}
+
 # --- The lease watch -----------------------------------------------------------
 
 variable "lease_watch_schedule" {
@@ -325,14 +347,20 @@ variable "alert_watch_silence_window" {
   }
 }
 
-variable "alert_pending_change_age_seconds" {
+variable "soft_delete_ttl_seconds" {
   type        = number
-  description = "Alert when a region's oldest pending change is older than this. Set it to the soft-delete TTL of OpenWhisk's Cosmos DB store less a margin: past the TTL a region loses the delete for good. Default: 9 h, for the 10 h of OpenWhisk's commented soft-delete-ttl example, less an hour."
-  default     = 32400
+  description = <<-EOT
+    OpenWhisk's soft-delete TTL, in seconds: whisk.cosmosdb.soft-delete-ttl as every controller of
+    every region sets it (README.md, "What OpenWhisk must be configured with"), e.g. 2592000 for
+    `30 d`. The one TTL the deployment declares, and everything that depends on it follows it:
+    the oldest-pending-change alert fires at 90 % of it, and each region's app carries it as
+    OPENWHISK_SOFT_DELETE_TTL_SECONDS, which `python -m cache_invalidator check` takes for its
+    --min-soft-delete-ttl (it warns of soft deletes whose ttl is shorter than declared).
+  EOT
 
   validation {
-    condition     = var.alert_pending_change_age_seconds > 0
-    error_message = "alert_pending_change_age_seconds must be above 0, got ${var.alert_pending_change_age_seconds}."
+    condition     = var.soft_delete_ttl_seconds >= 3600 && floor(var.soft_delete_ttl_seconds) == var.soft_delete_ttl_seconds
+    error_message = "soft_delete_ttl_seconds must be a whole number of seconds, at least 3600 (an hour: a shorter TTL leaves no time to act on the alert), got ${var.soft_delete_ttl_seconds}."
   }
 }
 

@@ -26,6 +26,12 @@ cosmos_emulator_without_avad (session)
 cosmos_database_without_avad (function)
     As ``cosmos_database``, in that account.
 
+cosmos_requests (function)
+    The requests the emulator receives from the moment the fixture starts (or
+    ``mark()``), as ``tests.data_plane_access.Request`` values: the started
+    emulator logs each one (COSMOS_EMULATOR_REQUEST_LOG). Skips, saying so,
+    on an external account, which logs nothing here.
+
 The emulator is built (``scripts/cosmos build``, a few minutes the first
 time, about a second when up to date) right after collection when a
 collected test uses it, so that the build does not count against the first
@@ -49,6 +55,8 @@ SCRIPT = REPO_ROOT / "scripts" / "cosmos"
 BUILD_TIMEOUT = 1800  # a cold build on a busy 2-core machine
 UP_TIMEOUT = 120
 EXIT_NO_CARGO = 4  # scripts/cosmos's exit code
+# In the emulator's state dir: one JSON line per request (scripts/cosmos-emulator).
+REQUEST_LOG = "requests.jsonl"
 
 NO_CARGO = ("cargo not found on PATH: it builds the Cosmos DB emulator (scripts/cosmos). Install Rust, "
             "or set COSMOSDB_TEST_CONNECTION to a Cosmos DB connection string to run against that account")
@@ -77,6 +85,7 @@ class CosmosEmulator:
         self.key = pairs["AccountKey"]
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.managed = state_dir is not None
+        self.request_log = self.state_dir / REQUEST_LOG if self.managed else None
 
     def __repr__(self):  # never the key
         how = f"managed, dir={self.state_dir}" if self.managed else "external"
@@ -85,7 +94,9 @@ class CosmosEmulator:
     @classmethod
     def up(cls, state_dir, timeout=UP_TIMEOUT, all_versions_and_deletes=True):
         options = () if all_versions_and_deletes else ("--without-all-versions-and-deletes",)
-        out = _run("up", "--dir", str(state_dir), *options, timeout=timeout)
+        log = Path(state_dir) / REQUEST_LOG
+        out = _run("up", "--dir", str(state_dir), *options, timeout=timeout,
+                   env={"COSMOS_EMULATOR_REQUEST_LOG": str(log)})
         lines = out.strip().splitlines()
         if not lines or not lines[-1].startswith("COSMOSDB="):
             raise CosmosEmulatorError(f"scripts/cosmos printed no COSMOSDB line:\n{out}")
@@ -105,10 +116,10 @@ class CosmosEmulator:
         return CosmosClient(self.endpoint, credential=self.key, connection_verify=verify)
 
 
-def _run(*args, timeout):
+def _run(*args, timeout, env=None):
     try:
         proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired as e:
         raise CosmosEmulatorError(f"scripts/cosmos {' '.join(args)} did not finish within {timeout}s\n"
                                   f"{e.stderr or ''}") from None
@@ -209,6 +220,30 @@ def _database(account):
     finally:
         client.delete_database(name)
         client.close()
+
+
+class RequestLog:
+    """The emulator's requests from a mark on."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.mark()
+
+    def mark(self):
+        """From now on: requests logged before are left out."""
+        self.start = self.path.stat().st_size if self.path.exists() else 0
+
+    def requests(self):
+        from tests.data_plane_access import read_log
+
+        return read_log(self.path, self.start) if self.path.exists() else []
+
+
+@pytest.fixture
+def cosmos_requests(cosmos_emulator):
+    if cosmos_emulator.request_log is None:
+        pytest.skip("an external account (COSMOSDB_TEST_CONNECTION) logs no requests here")
+    return RequestLog(cosmos_emulator.request_log)
 
 
 def _register_secret(value):

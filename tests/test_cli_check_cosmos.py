@@ -64,6 +64,15 @@ def test_missing_database_is_a_problem():
     assert texts(section, "PROBLEM") == ["database 'openwhisk' (COSMOSDB_NAME) does not exist"]
 
 
+def test_a_database_the_sign_in_may_not_read_is_said_and_its_missing_containers_are_problems():
+    containers = {name: ContainerFacts(name, False) for name in ("whisks", "subjects", "cache-invalidator-lease")}
+    section = assess(CosmosFacts(ENDPOINT, None, None, containers, None))
+    assert texts(section, "") == ["database 'openwhisk' (COSMOSDB_NAME) could not be read: the account refused (403)"]
+    assert "container 'whisks' (COSMOSDB_WHISKS_CONTAINER) does not exist in database 'openwhisk'" in texts(
+        section, "PROBLEM")
+    assert not any("database 'openwhisk' exists" in text for text in texts(section, "ok"))
+
+
 def test_missing_container_is_a_problem_naming_its_setting():
     section = assess(facts(missing=("subjects",)))
     assert "container 'subjects' (COSMOSDB_SUBJECTS_CONTAINER) does not exist in database 'openwhisk'" in texts(

@@ -124,6 +124,21 @@ def test_a_short_soft_delete_ttl_is_a_warning_with_the_threshold_from_the_option
     assert any(w.startswith("1 soft delete(s) of 'whisks' carry a ttl below 192 h") for w in warnings_of(out)), out
 
 
+def test_the_threshold_is_the_deployments_declared_soft_delete_ttl_unless_the_option_says_otherwise(right):
+    declared = {**right, "OPENWHISK_SOFT_DELETE_TTL_SECONDS": str(8 * 86400)}
+    _, out = run(["check", "--no-kafka"], declared)
+    assert any(w.startswith("1 soft delete(s) of 'whisks' carry a ttl below 192 h") for w in warnings_of(out)), out
+    _, out = run(["check", "--no-kafka", "--min-soft-delete-ttl", "1d"], declared)
+    assert not any("carry a ttl below" in w for w in warnings_of(out)), out
+
+
+def test_a_declared_soft_delete_ttl_that_is_not_a_number_fails_naming_the_setting(right):
+    err = io.StringIO()
+    code = main(["check", "--no-kafka"], environ={**right, "OPENWHISK_SOFT_DELETE_TTL_SECONDS": "30 d"},
+                stdout=io.StringIO(), stderr=err)
+    assert code == 1 and "OPENWHISK_SOFT_DELETE_TTL_SECONDS" in err.getvalue() and "'30 d'" in err.getvalue()
+
+
 def test_the_document_bound_stops_the_sample(right):
     _, out = run(["check", "--no-kafka", "--sample-max-documents", "1"], right)
     assert "1 change(s) in the last 24 h, 1 document(s) read" in out and "stopped at the 1-document bound" in out

@@ -14,6 +14,7 @@ from azure.cosmos import PartitionKey
 from cache_invalidator.cli.main import main
 from cache_invalidator.settings import TriggerSettings
 from tests.contract import contract_json
+from tests.data_plane_access import OPERATOR, WRITES, grants_of, refused
 from tests.kafka_reading import read_topic
 from tests.lease_documents import LEASES, write_leases
 
@@ -193,3 +194,22 @@ def test_replay_dry_run_prints_the_window_and_sends_nothing(kafka_broker, topic,
     assert sorted(tuple(line.split("\t")) for line in out.splitlines()) == INSIDE
     assert read_topic(kafka_broker.bootstrap, topic) == []
     assert "(dry run)" in err
+
+
+# -- what an operator's sign-in needs ----------------------------------------------------------------
+
+
+def test_check_and_replay_ask_only_for_what_an_operators_data_reader_grants(cosmos_emulator, database, settings,
+                                                                             window, cosmos_requests):
+    write_leases(database, "whisks", "eu-whisks", cosmos_emulator.endpoint, ["host-a"])
+    since, until = window
+    cosmos_requests.mark()
+    code, out, _ = run(["check", "--no-kafka"], settings)
+    assert code == 0, out
+    code, _, err = run(["replay", "--container", "all", "--since", since, "--until", until, "--dry-run"], settings)
+    assert code == 0, err
+    asked = cosmos_requests.requests()
+    # Data Reader on whisks, subjects and the lease container: the database is never read, nothing written.
+    grants = grants_of(OPERATOR, database.id, {"whisks": "whisks", "subjects": "subjects", "lease": LEASES})
+    assert asked and refused(asked, grants) == set()
+    assert {r.action for r in asked} & WRITES == set()

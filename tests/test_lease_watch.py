@@ -9,8 +9,8 @@ import json
 import logging
 
 from cache_invalidator.lease_watch import (
-    BEHIND, HEALTHY, MISSING, STALE, Lease, PendingWork, RegionFinding, WatchRun, estimate, etag_lsn, judge,
-    lease_prefix_of, read_lease, region_of, report, session_lsn,
+    BEHIND, HEALTHY, MISSING, STALE, Lease, PendingWork, RegionFinding, WatchRun, database_rid_of, estimate, etag_lsn,
+    judge, lease_prefix_of, read_lease, region_of, report, session_lsn,
 )
 from cache_invalidator.settings import WatchSettings, local_lease_prefix
 
@@ -43,6 +43,22 @@ def java_lease(etag='"40"'):
 
 def lease(lease_id="l0", owner="host-1", renewed_ago=10.0, continuation='"5"'):
     return Lease(lease_id, "0", owner, NOW - renewed_ago, continuation, ("", "FF"), "dotnet")
+
+
+def test_the_database_rid_is_the_first_half_of_a_containers_rid():
+    assert database_rid_of("Yj1xAKzJkA8=") == "Yj1xAA=="
+    # Resource ids write base64's '/' as '-', both ways.
+    assert database_rid_of("+-+-AYAAAAI=") == "+-+-AQ=="
+
+
+def test_what_is_not_a_containers_rid_is_refused():
+    for rid in ("Yj1xAA==", "not base64!", ""):
+        try:
+            database_rid_of(rid)
+        except ValueError as error:
+            assert repr(rid) in str(error)
+        else:
+            raise AssertionError(f"{rid!r} was taken for a container's _rid")
 
 
 def test_a_dotnet_lease_gives_its_owner_renewal_continuation_and_range():

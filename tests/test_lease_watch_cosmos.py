@@ -14,6 +14,7 @@ from azure.cosmos import PartitionKey
 
 from cache_invalidator.lease_watch import LeaseWatch
 from cache_invalidator.settings import TriggerSettings
+from tests.data_plane_access import REGION_IDENTITY, WRITES, grants_of, refused
 from tests.lease_documents import LEASES, Checkpoints, renew_leases, write_java_leases, write_leases
 
 
@@ -150,13 +151,26 @@ def test_a_run_reads_each_lease_once_and_writes_nothing(cosmos_emulator, databas
     run = watch.run()
     after = {doc["id"]: doc["_etag"] for doc in leases.read_all_items()}
     lease_count = sum(len(group) for group in ids.values())
-    # The database, the two monitored containers, one query of the lease container, one read per lease.
-    assert (run.requests, before == after) == (4 + lease_count, True)
+    # The two monitored containers, one query of the lease container, one read per lease; never the database.
+    assert (run.requests, before == after) == (3 + lease_count, True)
     assert run.request_charge > 0
     record_property("lease_watch_request_charge", run.request_charge)
     record_property("lease_watch_requests", run.requests)
     print(f"\nlease watch: {run.requests} requests, {run.request_charge:g} RU for {lease_count} leases "
           f"of 2 regions x 2 containers")
+
+
+def test_a_run_asks_only_for_what_each_regions_identity_is_granted(cosmos_emulator, database, cosmos_requests):
+    write_documents(database, "whisks", 6)
+    both_regions(cosmos_emulator, database)
+    cosmos_requests.mark()
+    run = watch_of(settings_of(cosmos_emulator, database, "westeurope")).run()
+    asked = cosmos_requests.requests()
+    assert {finding.status for finding in run.findings} == {"healthy"}
+    # Data Reader on whisks and subjects, Data Contributor on the lease container: nothing else, and no write.
+    grants = grants_of(REGION_IDENTITY, database.id, {"whisks": "whisks", "subjects": "subjects", "lease": LEASES})
+    assert asked and refused(asked, grants) == set()
+    assert {r.action for r in asked} & WRITES == set()
 
 
 def test_a_deleted_lease_container_is_reported_not_raised(cosmos_emulator, database, caplog):

@@ -322,10 +322,13 @@ def assess_cosmos(section: Section, facts: CosmosFacts, trigger: TriggerSettings
                   cluster_id: Optional[str], now: float) -> None:
     """Findings from what Cosmos DB holds: containers, the lease container's key, this deployment's leases."""
     section.ok(f"account {facts.endpoint} answers")
-    if not facts.database_exists:
+    if facts.database_exists is False:
         section.problem(f"database {trigger.database!r} (COSMOSDB_NAME) does not exist")
         return
-    section.ok(f"database {trigger.database!r} exists")
+    if facts.database_exists:
+        section.ok(f"database {trigger.database!r} exists")
+    else:  # None: no container found, and a role on the containers alone may not read the database
+        section.info(f"database {trigger.database!r} (COSMOSDB_NAME) could not be read: the account refused (403)")
     monitored = []
     for setting, name in (("COSMOSDB_WHISKS_CONTAINER", trigger.whisks_container),
                           ("COSMOSDB_SUBJECTS_CONTAINER", trigger.subjects_container)):

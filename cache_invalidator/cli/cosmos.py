@@ -17,6 +17,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError, Service
 from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
+from ..lease_watch import database_rid_of
 from ..settings import TriggerSettings
 from .cosmos_facts import (ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds, change_facts,
                            cosmos_endpoint)
@@ -72,7 +73,8 @@ def _reported(setting: str, endpoint: str):
         if exc.status_code == 403:
             raise CosmosUnavailable(
                 f"setting {setting}: {endpoint} refused access (403): {_first_line(exc)}; with an identity, it "
-                f"needs a Cosmos DB data-plane role (e.g. Built-in Data Contributor)"
+                f"needs Cosmos DB Built-in Data Reader on the whisks, subjects and lease containers "
+                f"(docs/DEPLOY.md, \"Who may do what\")"
             ) from None
         raise CosmosUnavailable(f"setting {setting}: {endpoint} answered {exc.status_code}: {_first_line(exc)}") from None
     except ServiceRequestError as exc:
@@ -102,21 +104,40 @@ def _container_facts(database: DatabaseProxy, name: str) -> ContainerFacts:
 
 
 def gather_facts(env: Mapping[str, str], trigger: TriggerSettings, *, timeout: float) -> CosmosFacts:
-    """Reads the database, the three containers and the lease documents."""
+    """Reads the three containers and the lease documents; the database only when no container was found.
+
+    The database's _rid is taken from a container's (database_rid_of), so that a role on the three
+    containers is enough (docs/DEPLOY.md, "Who may do what").
+    """
     client, endpoint = open_client(env, trigger, timeout=timeout)
     with _reported(_setting(env), endpoint), client:
         database = client.get_database_client(trigger.database)
-        try:
-            database_rid = database.read()["_rid"]
-        except CosmosResourceNotFoundError:
-            return CosmosFacts(endpoint, database_exists=False)
         names = dict.fromkeys([trigger.whisks_container, trigger.subjects_container, trigger.lease_container])
         containers = {name: _container_facts(database, name) for name in names}
+        found = next((facts.rid for facts in containers.values() if facts.exists and facts.rid), None)
+        if found is None:
+            exists = _database_exists(database)
+            if exists is False:
+                return CosmosFacts(endpoint, database_exists=False)
+            return CosmosFacts(endpoint, exists, None, containers, None)
         leases = None
         if containers[trigger.lease_container].exists:
             leases = list(database.get_container_client(trigger.lease_container).query_items(
                 "SELECT c.id, c.Owner, c._ts FROM c", enable_cross_partition_query=True))
-        return CosmosFacts(endpoint, True, database_rid, containers, leases)
+        return CosmosFacts(endpoint, True, database_rid_of(found), containers, leases)
+
+
+def _database_exists(database: DatabaseProxy) -> Optional[bool]:
+    """Whether the database exists; None when the account refuses to say (403: a role on its containers only)."""
+    try:
+        database.read()
+    except CosmosResourceNotFoundError:
+        return False
+    except CosmosHttpResponseError as exc:
+        if exc.status_code == 403:
+            return None
+        raise
+    return True
 
 
 def open_containers(env: Mapping[str, str], trigger: TriggerSettings, names: list[str], *,
@@ -139,10 +160,8 @@ def open_containers(env: Mapping[str, str], trigger: TriggerSettings, names: lis
 
 def _require_database(database: DatabaseProxy, name: str) -> None:
     """Raises naming COSMOSDB_NAME when the database itself is missing: a missing container is then no news."""
-    try:
-        database.read()
-    except CosmosResourceNotFoundError:
-        raise CosmosUnavailable(f"database {name!r} (COSMOSDB_NAME) does not exist") from None
+    if _database_exists(database) is False:
+        raise CosmosUnavailable(f"database {name!r} (COSMOSDB_NAME) does not exist")
 
 
 def change_feed_pages(container: ContainerProxy, since: datetime, until_ts: Optional[int], *,

@@ -31,7 +31,8 @@ class CosmosFacts:
     """What the Cosmos DB adapter read, as plain data."""
 
     endpoint: str
-    database_exists: bool
+    # None: no container was found and the account refused to read the database (a role on its containers only).
+    database_exists: Optional[bool]
     database_rid: Optional[str] = None
     containers: Mapping[str, ContainerFacts] = dataclasses.field(default_factory=dict)
     # Lease documents (id, Owner, _ts), None when the lease container is missing.

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Optional, TextIO
 
-from ..settings import Settings, SettingsError, TriggerSettings
+from ..settings import Settings, SettingsError, TriggerSettings, declared_soft_delete_ttl
 from ..translation import ContainerKind
 from .appsettings import (PRECEDENCE, SettingsFileError, effective_settings, key_vault_reference_problem,
                           key_vault_references)
@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--sample-max-ru", type=_request_units, default=DEFAULT_SAMPLE_MAX_REQUEST_UNITS, metavar="RU",
                           help="stop reading a container's feed once this many request units are charged "
                                "(default: 100)")
-    sampling.add_argument("--min-soft-delete-ttl", type=_duration, default=DEFAULT_MIN_SOFT_DELETE_TTL, metavar="DURATION",
+    sampling.add_argument("--min-soft-delete-ttl", type=_duration, default=None, metavar="DURATION",
                           help="warn of soft deletes whose ttl is shorter: the longest outage of a region's app "
-                               "plus the replay horizon (default: 24h)")
+                               "plus the replay horizon (default: OPENWHISK_SOFT_DELETE_TTL_SECONDS, the TTL the "
+                               "deployment declares, else 24h)")
     sampling.add_argument("--no-sample", dest="sample", action="store_false",
                           help="do not read the change feeds")
 
@@ -180,10 +181,16 @@ def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str,
     if args.command == "check":
         from .check import run_check
 
+        try:
+            # One TTL per deployment: infra/ sets the declared one on every region's app.
+            min_soft_delete_ttl = args.min_soft_delete_ttl or declared_soft_delete_ttl(env) or DEFAULT_MIN_SOFT_DELETE_TTL
+        except SettingsError as exc:
+            stderr.write(f"error: {exc}\n")
+            return EXIT_FAILED
         bounds = FeedSampleBounds(args.sample_window, args.sample_max_documents, args.sample_max_ru)
         return run_check(env, stdout, source=source, kafka=args.kafka, cosmos=args.cosmos,
                          timeout=args.timeout, gather=gather, sample=bounds if args.sample else None,
-                         min_soft_delete_ttl=args.min_soft_delete_ttl, sampler=sampler,
+                         min_soft_delete_ttl=min_soft_delete_ttl, sampler=sampler,
                          from_environment=effective.from_environment)
     return _replay(args, env, stdout, stderr, page_source)
 

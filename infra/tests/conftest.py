@@ -41,6 +41,8 @@ SHARED = {
     "cosmosdb_database_name": "openwhisk",
     "key_vault_id": KEY_VAULT_ID,
     "action_group_id": ACTION_GROUP_ID,
+    # OpenWhisk's commented example, 10 h: the pending-change alert then fires at 9 h.
+    "soft_delete_ttl_seconds": 36000,
 }
 
 
@@ -81,17 +83,26 @@ class Terraform:
             assert result.returncode == 0, result.stdout + result.stderr
         return self._initialised[directory]
 
-    def plan(self, variables, directory=INFRA):
+    def plan(self, variables, directory=INFRA, state=None):
         """`terraform plan` of directory with these variables: (exit code, its diagnostics, the plan or None).
 
-        -json gives each diagnostic whole, where the human output wraps it at 78 columns.
+        -json gives each diagnostic whole, where the human output wraps it at 78 columns. With `state`, a
+        state the plan starts from (never refreshed: nothing is asked of Azure), a state document (version 4) or a
+        file holding one; without, an empty one. `Plan.file` and `Plan.directory` are for `terraform graph
+        -plan=<Plan.file>`.
         """
         name = uuid.uuid4().hex[:8]
         var_file = self.workspace / f"{name}.tfvars.json"
         var_file.write_text(json.dumps(variables, indent=2))
         plan_file = self.workspace / f"{name}.plan"
+        # The local backend's -state, so that no state file is ever written into the repository.
+        state_file = self.workspace / f"{name}.tfstate"
+        if isinstance(state, dict):
+            state_file.write_text(json.dumps(state, indent=2))
+        elif state is not None:
+            state_file = state
         result = self.run(directory, "plan", "-json", "-refresh=false", "-lock=false", f"-var-file={var_file}",
-                          f"-out={plan_file}", check=False)
+                          f"-state={state_file}", f"-out={plan_file}", check=False)
         diagnostics = []
         for line in result.stdout.splitlines():
             message = json.loads(line) if line.startswith("{") else {}
@@ -102,7 +113,9 @@ class Terraform:
         if result.returncode != 0:
             return result.returncode, text, None
         shown = self.run(directory, "show", "-json", str(plan_file))
-        return 0, text, Plan(json.loads(shown.stdout))
+        plan = Plan(json.loads(shown.stdout))
+        plan.file, plan.directory = plan_file, directory
+        return 0, text, plan
 
 
 class Plan:
@@ -203,5 +216,16 @@ REGIONS = {
 def regions_plan(terraform):
     """The plan of two SASL regions and a third whose Kafka is private, from the shared inputs."""
     code, output, plan = terraform.plan({**SHARED, "regions": REGIONS})
+    assert code == 0, output
+    return plan
+
+
+@pytest.fixture(scope="session")
+def two_regions_plan(terraform):
+    """The plan of infra/examples/two-regions as it is, the example docs/DEPLOY.md deploys from."""
+    code, output, plan = terraform.plan(
+        {"subscription_id": SUBSCRIPTION, "resource_group_name": "openwhisk", "cosmosdb_account_id": COSMOSDB_ACCOUNT_ID,
+         "key_vault_id": KEY_VAULT_ID, "action_group_id": ACTION_GROUP_ID},
+        directory=INFRA / "examples" / "two-regions")
     assert code == 0, output
     return plan

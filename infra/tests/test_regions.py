@@ -6,13 +6,10 @@ ids, endpoints) are unknown in a plan; the tests check that they come from the r
 resource through the plan's configuration references.
 """
 
-import logging
+import json
 import re
-import time
 
-from cache_invalidator.handler import _report_batch
 from cache_invalidator.settings import Settings, TriggerSettings
-from cache_invalidator.translation import ContainerKind, translate
 from conftest import ACTION_GROUP_ID, COSMOSDB_ACCOUNT_ID, KEY_VAULT_ID, REGIONS as PLANNED, REPO_ROOT, SHARED, SITE, SUBNET_ID, sasl_region
 
 REGIONS = ("westeurope", "eastus", "westus2")
@@ -45,7 +42,7 @@ def known(settings):
 
 def test_the_settings_tables_name_every_setting_settings_py_reads():
     source = (REPO_ROOT / "cache_invalidator" / "settings.py").read_text()
-    read = set(re.findall(r'"((?:COSMOSDB|KAFKA|CLUSTER|INVALIDAT|LEASE_WATCH)[A-Za-z0-9_]*)"', source))
+    read = set(re.findall(r'"((?:COSMOSDB|KAFKA|CLUSTER|INVALIDAT|LEASE_WATCH|OPENWHISK)[A-Za-z0-9_]*)"', source))
     read = {name for name in read if name != "KAFKA_PRODUCER_"}
     assert read - settings_the_app_reads() == set()
 
@@ -133,16 +130,6 @@ def test_the_app_may_read_exactly_its_own_secrets(regions_plan):
     assert "azapi_resource.function_app.identity" in config["expressions"]["principal_id"]["references"]
 
 
-def test_cosmos_db_role_is_built_in_data_contributor_on_the_database(regions_plan):
-    for region in REGIONS:
-        assignment = regions_plan.after(f'module.region["{region}"].azurerm_cosmosdb_sql_role_assignment.data_contributor')
-        assert assignment["role_definition_id"] == f"{COSMOSDB_ACCOUNT_ID}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000002"
-        assert assignment["scope"] == f"{COSMOSDB_ACCOUNT_ID}/dbs/openwhisk"
-        assert (assignment["account_name"], assignment["resource_group_name"]) == ("openwhisk-cosmos", "openwhisk")
-    config = regions_plan.config(["region"], "azurerm_cosmosdb_sql_role_assignment.data_contributor")
-    assert "azurerm_user_assigned_identity.this.principal_id" in config["expressions"]["principal_id"]["references"]
-
-
 def test_connections_are_identity_based(regions_plan):
     for region in REGIONS:
         settings = regions_plan.app_settings(region)
@@ -225,12 +212,18 @@ def test_the_lease_container_is_created_once_with_partition_key_id(regions_plan)
 
 
 def test_adding_a_region_leaves_the_other_regions_as_they_were(terraform, regions_plan):
-    """But for LEASE_WATCH_REGIONS, which names every region's cluster id (the lease watch expects the new one)."""
+    """But for LEASE_WATCH_REGIONS, which names every region's cluster id (the lease watch expects the new one),
+    and the workbook, which gains the new region's group and nothing else."""
     code, output, two = terraform.plan({**SHARED, "regions": {key: PLANNED[key] for key in ("westeurope", "eastus")}})
     assert code == 0, output
     assert {a for a in regions_plan.changes if 'region["westus2"]' not in a} == set(two.changes)
-    for address in two.changes:
+    workbook = "azurerm_application_insights_workbook.operations"
+    for address in set(two.changes) - {workbook}:
         assert without_watch_regions(two.after(address)) == without_watch_regions(regions_plan.after(address)), address
+    before, after = (json.loads(plan.after(workbook)["data_json"])["items"] for plan in (two, regions_plan))
+    assert [item for item in after if item["name"] != "region westus2"] == before
+    assert {k: v for k, v in two.after(workbook).items() if k != "data_json"} == {
+        k: v for k, v in regions_plan.after(workbook).items() if k != "data_json"}
     for region in ("westeurope", "eastus"):
         assert (two.app_settings(region)["LEASE_WATCH_REGIONS"], regions_plan.app_settings(region)["LEASE_WATCH_REGIONS"]) == (
             "eastus,westeurope", "eastus,westeurope,westus2")
@@ -251,34 +244,6 @@ def test_an_existing_lease_container_is_left_alone(terraform):
     assert code == 0, output
     assert plan.addresses("azurerm_cosmosdb_sql_container") == []
     assert plan.app_settings("eastus")["COSMOSDB_CREATE_LEASE_CONTAINER"] == "false"
-
-
-def batch_lines(caplog):
-    """The app's own batch log lines: one failed batch, one delivered batch."""
-    now = int(time.time())
-    batch = translate([{"id": "guest|hello", "_ts": now - 90}, {"id": "guest|other", "_ts": now - 95}],
-                      ContainerKind.WHISKS, instance_id="cache-invalidator", cluster_id=None, invalidate_auth_keys=False)
-    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
-        _report_batch(batch, "whisks", "failed", "cacheInvalidation", 0.5)
-        _report_batch(batch, "whisks", "delivered", "cacheInvalidation", 0.5)
-    return [record.getMessage() for record in caplog.records if record.getMessage().startswith("Change batch ")]
-
-
-def kql_extracts(query):
-    """The regular expressions of a query's extract(@"...", 1, message) calls, by the column they fill."""
-    return dict(re.findall(r'(\w+) = (?:todouble\()?extract\(@"([^"]+)", 1, message\)', query))
-
-
-def test_alert_queries_pick_the_fields_out_of_the_apps_batch_line(regions_plan, caplog):
-    failed_line, delivered_line = batch_lines(caplog)
-    queries = regions_plan.document["planned_values"]["outputs"]["alert_queries"]["value"]["eastus"]
-    assert 'where message startswith "Change batch "' in queries["failed_batches"]
-    extracts = kql_extracts(queries["failed_batches"])
-    assert re.search(extracts["outcome"], failed_line).group(1) == "failed"
-    assert re.search(extracts["outcome"], delivered_line).group(1) == "delivered"
-    assert re.search(extracts["container"], failed_line).group(1) == "whisks"
-    lag = kql_extracts(queries["lag_seconds"])["lag_seconds"]
-    assert 90 <= float(re.search(lag, failed_line).group(1)) < 120
 
 
 def test_alerts_watch_each_regions_application_insights_and_notify_the_action_group(regions_plan):

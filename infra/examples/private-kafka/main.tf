@@ -5,12 +5,14 @@
 module "cache_invalidator" {
   source = "../.."
 
-  subscription_id             = var.subscription_id
-  resource_group_name         = var.resource_group_name
-  name_prefix                 = "owcache"
-  cosmosdb_account_id         = var.cosmosdb_account_id
-  cosmosdb_database_name      = "openwhisk"
-  create_lease_container      = false
+  subscription_id        = var.subscription_id
+  resource_group_name    = var.resource_group_name
+  name_prefix            = "owcache"
+  cosmosdb_account_id    = var.cosmosdb_account_id
+  cosmosdb_database_name = "openwhisk"
+  create_lease_container = false
+  # whisk.cosmosdb.soft-delete-ttl of every controller: 30 d.
+  soft_delete_ttl_seconds     = 2592000
   action_group_id             = var.action_group_id
   log_analytics_workspace_id  = var.log_analytics_workspace_id
   alert_lag_threshold_seconds = 30
@@ -29,4 +31,14 @@ module "cache_invalidator" {
 output "function_apps" {
   description = "Each region's Function App, to publish the package to."
   value       = module.cache_invalidator.function_apps
+}
+
+output "alert_queries" {
+  description = "Each region's alert queries, to run by hand in its Application Insights (docs/DEPLOY.md)."
+  value       = module.cache_invalidator.alert_queries
+}
+
+output "workbook" {
+  description = "The deployment's workbook (Azure portal: Monitor, Workbooks)."
+  value       = module.cache_invalidator.workbook
 }

@@ -10,7 +10,11 @@ module "cache_invalidator" {
   cosmosdb_account_id    = var.cosmosdb_account_id
   cosmosdb_database_name = "openwhisk"
   key_vault_id           = var.key_vault_id
-  action_group_id        = var.action_group_id
+  # whisk.cosmosdb.soft-delete-ttl of every controller: 30 d.
+  soft_delete_ttl_seconds = 2592000
+  action_group_id         = var.action_group_id
+  # Who runs `check` and `replay` under their own sign-in: Data Reader on the three containers.
+  operator_principal_ids = var.operator_principal_ids
 
   regions = {
     westeurope = {
@@ -37,4 +41,14 @@ module "cache_invalidator" {
 output "function_apps" {
   description = "Each region's Function App, to publish the package to."
   value       = module.cache_invalidator.function_apps
+}
+
+output "alert_queries" {
+  description = "Each region's alert queries, to run by hand in its Application Insights (docs/DEPLOY.md)."
+  value       = module.cache_invalidator.alert_queries
+}
+
+output "workbook" {
+  description = "The deployment's workbook (Azure portal: Monitor, Workbooks)."
+  value       = module.cache_invalidator.workbook
 }

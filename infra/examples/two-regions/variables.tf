@@ -22,3 +22,9 @@ variable "action_group_id" {
   type        = string
   description = "Resource id of the existing action group for the alerts."
 }
+
+variable "operator_principal_ids" {
+  type        = map(string)
+  description = "Who runs `check` and `replay`: a name => an Entra object id (user, group or service principal)."
+  default     = {}
+}

@@ -9,10 +9,18 @@ locals {
   key_vault_id   = var.key_vault_id == null ? "" : var.key_vault_id
   key_vault_name = var.key_vault_id == null ? "" : element(split("/", var.key_vault_id), 8)
 
-  # Cosmos DB Built-in Data Contributor: read and write items, which the trigger needs
-  # for its leases. A built-in data-plane role, so its id is the same in every account.
+  # Cosmos DB's built-in data-plane roles, whose ids are the same in every account: Data
+  # Reader (read metadata, items, queries and change feeds) and Data Contributor (that, and
+  # write items). Each is scoped to one container, named by the region's own settings, so
+  # that the grants follow what the app reads (docs/DEPLOY.md, "Who may do what").
+  cosmosdb_data_reader_role_definition_id      = "${var.cosmosdb_account_id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000001"
   cosmosdb_data_contributor_role_definition_id = "${var.cosmosdb_account_id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000002"
-  cosmosdb_role_scope                          = "${var.cosmosdb_account_id}/dbs/${var.cosmosdb_database_name}"
+  cosmosdb_database_scope                      = "${var.cosmosdb_account_id}/dbs/${var.app_settings["COSMOSDB_NAME"]}"
+  cosmosdb_watched_containers = {
+    whisks   = var.app_settings["COSMOSDB_WHISKS_CONTAINER"]
+    subjects = var.app_settings["COSMOSDB_SUBJECTS_CONTAINER"]
+  }
+  cosmosdb_lease_container = var.app_settings["COSMOSDB_LEASE_CONTAINER"]
 
   # The names function_app.py gives its functions; Flex Consumption scales (and keeps
   # warm) each non-HTTP function on its own, named `function:<name>`. A new function
@@ -44,28 +52,9 @@ locals {
 
   workspace_id = var.log_analytics_workspace_id != null ? var.log_analytics_workspace_id : azurerm_log_analytics_workspace.this[0].id
 
-  # The app logs one line per change batch (cache_invalidator/handler.py):
-  #   Change batch container=whisks outcome=failed documents=12 ... lag_seconds=1.84 ...
-  # With the host's built-in logging only the text reaches Application Insights, so the
-  # fields are extracted from it. infra/tests/ applies these same patterns to the app's line.
-  batch_line_filter    = "traces | where message startswith \"Change batch \""
-  container_pattern    = "\\bcontainer=(\\S+)"
-  outcome_pattern      = "\\boutcome=(\\S+)"
-  lag_seconds_pattern  = "\\blag_seconds=([0-9.]+)"
-  failed_batches_query = "${local.batch_line_filter} | extend container = extract(@\"${local.container_pattern}\", 1, message), outcome = extract(@\"${local.outcome_pattern}\", 1, message) | where outcome == \"failed\" | project timestamp, container"
-  lag_seconds_query    = "${local.batch_line_filter} | extend container = extract(@\"${local.container_pattern}\", 1, message), lag_seconds = todouble(extract(@\"${local.lag_seconds_pattern}\", 1, message)) | where isnotnull(lag_seconds) | project timestamp, container, lag_seconds"
-
-  # The lease watch logs one line per region and container it sees in the shared lease
-  # container, every run (cache_invalidator/lease_watch.py):
-  #   Lease watch watcher=westeurope region=eastus container=whisks status=stale ... oldest_pending_seconds=12.5 ...
-  # infra/tests/ applies these patterns to the app's own line too.
-  watch_line_filter            = "traces | where message startswith \"Lease watch \""
-  watch_region_pattern         = "\\bregion=(\\S+)"
-  watch_status_pattern         = "\\bstatus=(\\S+)"
-  watch_oldest_pending_pattern = "\\boldest_pending_seconds=([0-9.]+)"
-  stale_regions_query          = "${local.watch_line_filter} | extend region = extract(@\"${local.watch_region_pattern}\", 1, message), container = extract(@\"${local.container_pattern}\", 1, message), status = extract(@\"${local.watch_status_pattern}\", 1, message) | where status in (\"stale\", \"missing\") | project timestamp, region, container"
-  watch_lines_query            = "${local.watch_line_filter} | extend status = extract(@\"${local.watch_status_pattern}\", 1, message) | where status != \"unreadable\" | project timestamp"
-  oldest_pending_change_query  = "${local.watch_line_filter} | extend region = extract(@\"${local.watch_region_pattern}\", 1, message), container = extract(@\"${local.container_pattern}\", 1, message), oldest_pending_seconds = todouble(extract(@\"${local.watch_oldest_pending_pattern}\", 1, message)) | where isnotnull(oldest_pending_seconds) | project timestamp, region, container, oldest_pending_seconds"
+  # Known at plan, unlike the resource's id: the workbook (../../workbook.tf) names it in its queries.
+  application_insights_name = "${var.name}-insights"
+  application_insights_id   = "/subscriptions/${var.subscription_id}/resourceGroups/${var.resource_group_name}/providers/Microsoft.Insights/components/${local.application_insights_name}"
 }
 
 resource "azurerm_user_assigned_identity" "this" {
@@ -104,12 +93,43 @@ resource "azurerm_role_assignment" "storage_blob_data_owner" {
   principal_type       = "ServicePrincipal"
 }
 
-resource "azurerm_cosmosdb_sql_role_assignment" "data_contributor" {
+# The triggers read the change feeds of whisks and subjects (and the containers' metadata,
+# their feed ranges) and never write them: Data Reader on exactly those two containers.
+resource "azurerm_cosmosdb_sql_role_assignment" "data_reader" {
+  for_each = local.cosmosdb_watched_containers
+
+  resource_group_name = local.cosmosdb_account_resource_group
+  account_name        = local.cosmosdb_account_name
+  role_definition_id  = local.cosmosdb_data_reader_role_definition_id
+  principal_id        = azurerm_user_assigned_identity.this.principal_id
+  scope               = "${local.cosmosdb_database_scope}/colls/${each.value}"
+}
+
+# The processors create, read, renew, checkpoint and delete their leases (and the store's
+# .info and .lock), and the lease watch queries every region's: Data Contributor on exactly
+# the lease container.
+resource "azurerm_cosmosdb_sql_role_assignment" "lease_data_contributor" {
   resource_group_name = local.cosmosdb_account_resource_group
   account_name        = local.cosmosdb_account_name
   role_definition_id  = local.cosmosdb_data_contributor_role_definition_id
   principal_id        = azurerm_user_assigned_identity.this.principal_id
-  scope               = local.cosmosdb_role_scope
+  scope               = "${local.cosmosdb_database_scope}/colls/${local.cosmosdb_lease_container}"
+
+  # A deployment made before these grants holds Data Contributor on the whole database,
+  # under this resource's former address (the moved block below). Its scope cannot change
+  # in place, so Terraform replaces it: created first, after the readers (depends_on), and
+  # the database-wide grant deleted last, so that the triggers never lack access
+  # (docs/DEPLOY.md, "Narrowing an existing deployment's grants").
+  lifecycle {
+    create_before_destroy = true
+  }
+
+  depends_on = [azurerm_cosmosdb_sql_role_assignment.data_reader]
+}
+
+moved {
+  from = azurerm_cosmosdb_sql_role_assignment.data_contributor
+  to   = azurerm_cosmosdb_sql_role_assignment.lease_data_contributor
 }
 
 resource "azurerm_log_analytics_workspace" "this" {
@@ -124,7 +144,7 @@ resource "azurerm_log_analytics_workspace" "this" {
 }
 
 resource "azurerm_application_insights" "this" {
-  name                         = "${var.name}-insights"
+  name                         = local.application_insights_name
   resource_group_name          = var.resource_group_name
   location                     = var.location
   workspace_id                 = local.workspace_id
@@ -239,7 +259,8 @@ resource "azapi_resource" "function_app" {
   depends_on = [
     azurerm_role_assignment.storage_blob_data_owner,
     azurerm_role_assignment.monitoring_metrics_publisher,
-    azurerm_cosmosdb_sql_role_assignment.data_contributor,
+    azurerm_cosmosdb_sql_role_assignment.data_reader,
+    azurerm_cosmosdb_sql_role_assignment.lease_data_contributor,
   ]
 }
 
@@ -266,18 +287,30 @@ resource "azurerm_role_assignment" "key_vault_secrets_user" {
   principal_type       = "ServicePrincipal"
 }
 
+# The log queries, shared with the workbook (modules/queries).
+module "queries" {
+  source = "../queries"
+}
+
 # The alert rules on each region's Application Insights: two on the batch line, and the
-# lease watch's three. Each region's app watches every region's leases, so a region that
+# lease watch's four. Each region's app watches every region's leases, so a region that
 # stopped (no batch line, so neither batch-line alert fires for it) is reported by the
-# others; and a region whose own watch falls silent is the alert of its own.
+# others; and a region whose own watch falls silent is the alert of its own. Each
+# description says what to run, and where docs/OPERATIONS.md explains it (infra/tests
+# hold the sections to that file).
 locals {
+  # A change still pending at 90 % of the soft-delete TTL leaves a tenth of it to act before
+  # the delete leaves the feed: an hour of a 10 h TTL, three days of 30 d.
+  pending_change_alert_seconds = floor(var.soft_delete_ttl_seconds * 9 / 10)
+  check_command                = "`python -m cache_invalidator check --settings <region>.settings.json`"
+
   alert_rules = {
     failed_batches = {
       severity     = 1
       display_name = "change batches failed"
-      description  = "The app logged failed change batches: invalidations of region ${var.region} wait for Kafka and are retried."
+      description  = "Region ${var.region}'s app logged failed change batches: its invalidations wait for Kafka and are retried. Run ${local.check_command} with ${var.region}'s settings (its Kafka section) and read the batches' exceptions. What to do: docs/OPERATIONS.md#change-batches-failed"
       window       = var.alert_window
-      query        = local.failed_batches_query
+      query        = module.queries.alert_queries.failed_batches
       aggregation  = "Count"
       measure      = null
       operator     = "GreaterThan"
@@ -287,9 +320,9 @@ locals {
     lag = {
       severity     = 2
       display_name = "invalidations lag"
-      description  = "A change batch reached region ${var.region}'s Kafka more than ${var.alert_lag_threshold_seconds} s after its newest change."
+      description  = "A change batch reached region ${var.region}'s Kafka more than ${var.alert_lag_threshold_seconds} s after its newest change: that region's caches are that stale. Open the workbook's lag panel and run ${local.check_command} with ${var.region}'s settings. What to do: docs/OPERATIONS.md#invalidations-lag"
       window       = var.alert_window
-      query        = local.lag_seconds_query
+      query        = module.queries.alert_queries.lag_seconds
       aggregation  = "Maximum"
       measure      = "lag_seconds"
       operator     = "GreaterThan"
@@ -299,9 +332,21 @@ locals {
     stale_region = {
       severity     = 1
       display_name = "a region stopped renewing its leases"
-      description  = "Region ${var.region}'s lease watch reports a region whose leases were not renewed within LEASE_WATCH_STALE_SECONDS, or an expected region without leases: that region's caches get no invalidations."
+      description  = "Region ${var.region}'s lease watch reports a region whose leases nobody renewed within LEASE_WATCH_STALE_SECONDS (stale), or an expected region without leases (missing): that region's caches get no invalidations. Find the region in the alert's dimensions, look at its Function App and restart it; run ${local.check_command} with that region's settings. What to do: docs/OPERATIONS.md#a-region-stopped-renewing-its-leases"
       window       = var.alert_window
-      query        = local.stale_regions_query
+      query        = module.queries.alert_queries.stale_regions
+      aggregation  = "Count"
+      measure      = null
+      operator     = "GreaterThan"
+      threshold    = 0
+      dimensions   = ["region", "container"]
+    }
+    behind_region = {
+      severity     = 2
+      display_name = "a region is behind"
+      description  = "Region ${var.region}'s lease watch reports a region whose oldest change not yet handed to its function is older than LEASE_WATCH_PENDING_SECONDS (behind): its batches fail and are retried, or it cannot keep up. Read that region's failed batches and run ${local.check_command} with its settings. What to do: docs/OPERATIONS.md#a-region-is-behind"
+      window       = var.alert_window
+      query        = module.queries.alert_queries.behind_regions
       aggregation  = "Count"
       measure      = null
       operator     = "GreaterThan"
@@ -311,9 +356,9 @@ locals {
     watch_silent = {
       severity     = 1
       display_name = "no lease watch line"
-      description  = "Region ${var.region}'s app logged no lease watch line that read the leases for ${var.alert_watch_silence_window}: the app is stopped, or cannot read the lease container."
+      description  = "Region ${var.region}'s app logged no lease watch line that read the leases for ${var.alert_watch_silence_window}: the app is stopped, or its watch cannot read the lease container. Check the other regions' stale-region alerts for ${var.region}, read its unreadable lines' reason, and run ${local.check_command} with its settings. What to do: docs/OPERATIONS.md#no-lease-watch-line"
       window       = var.alert_watch_silence_window
-      query        = local.watch_lines_query
+      query        = module.queries.alert_queries.watch_lines
       aggregation  = "Count"
       measure      = null
       operator     = "LessThan"
@@ -323,13 +368,13 @@ locals {
     oldest_pending_change = {
       severity     = 1
       display_name = "a region's oldest pending change nears the soft-delete TTL"
-      description  = "Region ${var.region}'s lease watch reports a change not yet handed to a region's function for more than ${var.alert_pending_change_age_seconds} s: past the soft-delete TTL that region loses the delete for good."
+      description  = "Region ${var.region}'s lease watch reports a change not yet handed to a region's function for more than ${local.pending_change_alert_seconds} s, 90 % of the soft-delete TTL of ${var.soft_delete_ttl_seconds} s: once a soft delete expires unread, that region never invalidates it. Get the region reading, then `python -m cache_invalidator replay --container all --since <time>` with its settings. What to do: docs/OPERATIONS.md#a-pending-change-nears-the-soft-delete-ttl"
       window       = var.alert_window
-      query        = local.oldest_pending_change_query
+      query        = module.queries.alert_queries.oldest_pending_change
       aggregation  = "Maximum"
       measure      = "oldest_pending_seconds"
       operator     = "GreaterThan"
-      threshold    = var.alert_pending_change_age_seconds
+      threshold    = local.pending_change_alert_seconds
       dimensions   = ["region", "container"]
     }
   }
@@ -378,7 +423,8 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "alert" {
   tags                    = var.tags
 }
 
-# The two batch-line alerts were resources of their own before the lease watch's came.
+# Each rule was a resource of its own before they became one resource over local.alert_rules:
+# the two batch-line rules first, then the lease watch's three beside them.
 moved {
   from = azurerm_monitor_scheduled_query_rules_alert_v2.failed_batches
   to   = azurerm_monitor_scheduled_query_rules_alert_v2.alert["failed_batches"]
@@ -387,4 +433,19 @@ moved {
 moved {
   from = azurerm_monitor_scheduled_query_rules_alert_v2.lag
   to   = azurerm_monitor_scheduled_query_rules_alert_v2.alert["lag"]
+}
+
+moved {
+  from = azurerm_monitor_scheduled_query_rules_alert_v2.stale_region
+  to   = azurerm_monitor_scheduled_query_rules_alert_v2.alert["stale_region"]
+}
+
+moved {
+  from = azurerm_monitor_scheduled_query_rules_alert_v2.watch_silent
+  to   = azurerm_monitor_scheduled_query_rules_alert_v2.alert["watch_silent"]
+}
+
+moved {
+  from = azurerm_monitor_scheduled_query_rules_alert_v2.oldest_pending_change
+  to   = azurerm_monitor_scheduled_query_rules_alert_v2.alert["oldest_pending_change"]
 }

@@ -33,26 +33,31 @@ output "identity" {
   }
 }
 
-output "cosmosdb_role_assignment" {
-  description = "The Cosmos DB data-plane role the identity holds, and where."
-  value = {
-    role_definition_id = local.cosmosdb_data_contributor_role_definition_id
-    scope              = local.cosmosdb_role_scope
-  }
+output "cosmosdb_role_assignments" {
+  description = "The Cosmos DB data-plane roles the identity holds, and where: one per container."
+  value = merge(
+    { for part, assignment in azurerm_cosmosdb_sql_role_assignment.data_reader : part => {
+      role_definition_id = assignment.role_definition_id
+      scope              = assignment.scope
+    } },
+    { lease = {
+      role_definition_id = azurerm_cosmosdb_sql_role_assignment.lease_data_contributor.role_definition_id
+      scope              = azurerm_cosmosdb_sql_role_assignment.lease_data_contributor.scope
+    } },
+  )
 }
 
 output "alert_queries" {
-  description = "The log queries behind the alerts, to run by hand in Application Insights."
-  value = {
-    failed_batches        = local.failed_batches_query
-    lag_seconds           = local.lag_seconds_query
-    stale_regions         = local.stale_regions_query
-    watch_lines           = local.watch_lines_query
-    oldest_pending_change = local.oldest_pending_change_query
-  }
+  description = "The log queries behind the alert rules, to run by hand in the region's Application Insights (Logs)."
+  value       = module.queries.alert_queries
 }
 
 output "application_insights_id" {
-  description = "Resource id of the region's Application Insights."
-  value       = azurerm_application_insights.this.id
+  description = "Resource id of the region's Application Insights, known at plan (the workbook's queries name it)."
+  value       = local.application_insights_id
+}
+
+output "alert_rule_names" {
+  description = "The region's alert rules' names, by rule."
+  value       = { for rule, alert in azurerm_monitor_scheduled_query_rules_alert_v2.alert : rule => alert.name }
 }

@@ -146,16 +146,6 @@ variable "cosmosdb_account_endpoint" {
   }
 }
 
-variable "cosmosdb_database_name" {
-  type        = string
-  description = "The database the identity may read and write (Cosmos DB Built-in Data Contributor)."
-
-  validation {
-    condition     = length(var.cosmosdb_database_name) > 0
-    error_message = "cosmosdb_database_name must be set."
-  }
-}
-
 variable "key_vault_id" {
   type        = string
   description = "Resource id of the Key Vault that holds key_vault_secrets, or null when there are none."
@@ -180,11 +170,11 @@ variable "key_vault_secrets" {
 
 variable "app_settings" {
   type        = map(string)
-  description = "The app's own settings (README.md, \"Settings\"), without the connections this module adds."
+  description = "The app's own settings (README.md, \"Settings\"), without the connections this module adds. The identity's Cosmos DB grants are scoped to the database and containers these name."
 
   validation {
-    condition     = alltrue([for name in ["COSMOSDB_NAME", "CLUSTER_ID", "KAFKA_HOSTS"] : contains(keys(var.app_settings), name)])
-    error_message = "app_settings must hold COSMOSDB_NAME, CLUSTER_ID and KAFKA_HOSTS; missing: ${join(", ", [for name in ["COSMOSDB_NAME", "CLUSTER_ID", "KAFKA_HOSTS"] : name if !contains(keys(var.app_settings), name)])}."
+    condition     = alltrue([for name in ["COSMOSDB_NAME", "COSMOSDB_WHISKS_CONTAINER", "COSMOSDB_SUBJECTS_CONTAINER", "COSMOSDB_LEASE_CONTAINER", "CLUSTER_ID", "KAFKA_HOSTS"] : contains(keys(var.app_settings), name)])
+    error_message = "app_settings must hold COSMOSDB_NAME, the three COSMOSDB_*_CONTAINER settings, CLUSTER_ID and KAFKA_HOSTS; missing: ${join(", ", [for name in ["COSMOSDB_NAME", "COSMOSDB_WHISKS_CONTAINER", "COSMOSDB_SUBJECTS_CONTAINER", "COSMOSDB_LEASE_CONTAINER", "CLUSTER_ID", "KAFKA_HOSTS"] : name if !contains(keys(var.app_settings), name)])}."
   }
 
   validation {
@@ -243,12 +233,12 @@ variable "alert_watch_silence_window" {
   }
 }
 
-variable "alert_pending_change_age_seconds" {
+variable "soft_delete_ttl_seconds" {
   type        = number
-  description = "Alert when the lease watch reports a change pending for a region longer than this: the soft-delete TTL less a margin."
+  description = "OpenWhisk's soft-delete TTL in seconds: the oldest-pending-change alert fires at 90 % of it."
 
   validation {
-    condition     = var.alert_pending_change_age_seconds > 0
-    error_message = "alert_pending_change_age_seconds must be above 0, got ${var.alert_pending_change_age_seconds}."
+    condition     = var.soft_delete_ttl_seconds >= 3600 && floor(var.soft_delete_ttl_seconds) == var.soft_delete_ttl_seconds
+    error_message = "soft_delete_ttl_seconds must be a whole number of at least 3600, got ${var.soft_delete_ttl_seconds}."
   }
 }

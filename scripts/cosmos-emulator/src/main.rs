@@ -17,12 +17,16 @@
 //! account without that feature: its change feed reads are refused as the service
 //! refuses them. Once it listens, it prints `listening on 127.0.0.1:PORT` on stdout.
 //! Exit codes: 1 failure, 2 usage, 6 the port is taken (as scripts/kafka).
+//!
+//! With COSMOS_EMULATOR_REQUEST_LOG=FILE it appends one JSON line per request to
+//! FILE (method, path as sent and by name, the headers that tell which data-plane
+//! action a request is, status), so that tests can see what a client asks for.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use azure_core::http::{Method, Request, Url};
 use azure_data_cosmos_driver::in_memory_emulator::{
@@ -358,6 +362,7 @@ async fn serve(account: &Account, gateway: &Url, request: hyper::Request<Incomin
     if changes_names {
         *account.names.lock().expect("the names lock") = Names::default();
     }
+    record_request(&parts, &call.path, answer.status);
     let mut builder = hyper::Response::builder().status(answer.status);
     let mut has_owner = false;
     for (name, value) in &answer.headers {
@@ -373,6 +378,47 @@ async fn serve(account: &Account, gateway: &Url, request: hyper::Request<Incomin
     builder
         .body(Full::new(Bytes::from(answer.body)))
         .unwrap_or_else(|e| plain(500, format!("the emulator's response is not valid HTTP: {e}")))
+}
+
+/// The request log (COSMOS_EMULATOR_REQUEST_LOG), opened on the first request; None when not asked for.
+static REQUEST_LOG: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+// The request headers that, with the method and path, tell which data-plane action a request is.
+const LOGGED_HEADERS: [&str; 7] = [
+    "a-im",
+    "content-type",
+    "if-match",
+    "user-agent",
+    "x-ms-cosmos-is-query-plan-request",
+    "x-ms-documentdb-is-upsert",
+    "x-ms-documentdb-isquery",
+];
+
+fn record_request(parts: &hyper::http::request::Parts, by_name: &str, status: u16) {
+    let log = REQUEST_LOG.get_or_init(|| {
+        let path = std::env::var_os("COSMOS_EMULATOR_REQUEST_LOG")?;
+        match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+            Ok(file) => Some(Mutex::new(file)),
+            Err(e) => {
+                eprintln!("cosmos-emulator: cannot open the request log {path:?}: {e}");
+                None
+            }
+        }
+    });
+    let Some(log) = log else { return };
+    let headers: serde_json::Map<String, serde_json::Value> = LOGGED_HEADERS
+        .iter()
+        .filter_map(|name| Some((name.to_string(), parts.headers.get(*name)?.to_str().ok()?.into())))
+        .collect();
+    let line = serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "by_name": by_name,
+        "headers": headers,
+        "status": status,
+    });
+    if let Ok(mut file) = log.lock() {
+        let _ = writeln!(file, "{line}");
+    }
 }
 
 fn plain(status: u16, message: String) -> Response {
