@@ -206,6 +206,8 @@ class TriggerSettings:
     feed_poll_delay_ms: int
     # ISO 8601 in UTC (`2026-05-01T10:00:00Z`), or None: where a feed without a lease starts.
     start_from_time: Optional[str] = None
+    # LOCAL_RUN_NAME: a run on a developer's machine, whose leases must never be a region's.
+    local_run_name: Optional[str] = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "TriggerSettings":
@@ -234,11 +236,37 @@ class TriggerSettings:
             ),
             feed_poll_delay_ms=_integer(env, "COSMOSDB_FEED_POLL_DELAY_MS", DEFAULT_FEED_POLL_DELAY_MS, minimum=100),
             start_from_time=_start_from_time(env),
+            local_run_name=_local_run_name(env),
         )
 
     def lease_prefix(self, container: str) -> str:
-        """`<CLUSTER_ID>-<container>`, or `<container>`: the original service's pattern for whisks, kept for subjects."""
+        """`<CLUSTER_ID>-<container>`, or `<container>`: the original service's pattern for whisks, kept for subjects.
+        A local run's prefixes are of another form (`local_lease_prefix`)."""
+        if self.local_run_name:
+            return local_lease_prefix(self.local_run_name, container)
         return f"{self.cluster_id}-{container}" if self.cluster_id else container
+
+
+# -- a local run's leases ------------------------------------------------------------------------
+# A developer's run against an account shares its lease container with the regions. With a region's prefix it
+# would take a share of that region's leases and checkpoint changes its controllers then never receive. So it
+# reads under `local.<name>.<container>`: no region's `<CLUSTER_ID>-<container>` or `<container>` is of that form,
+# and the lease watch, which takes `<cluster>-<container>` for a region, reads none of them (a run that stopped
+# is no stale region). The name has no `-`, so no part of it can read as `<cluster>-<container>`.
+_LOCAL_RUN_NAME_CHARACTERS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@")
+
+
+def local_lease_prefix(name: str, container: str) -> str:
+    """A local run's lease prefix for a container: `local.<LOCAL_RUN_NAME>.<container>`."""
+    return f"local.{name}.{container}"
+
+
+def _local_run_name(env: Mapping[str, str]) -> Optional[str]:
+    name = _text(env, "LOCAL_RUN_NAME")
+    if name is not None and (not set(name) <= _LOCAL_RUN_NAME_CHARACTERS or len(name) > 64):
+        raise InvalidSetting("LOCAL_RUN_NAME", f"{name!r} is not a local run's name: at most 64 letters, digits, "
+                                               f"'_', '.' and '@'")
+    return name
 
 
 def _start_from_time(env: Mapping[str, str]) -> Optional[str]:
