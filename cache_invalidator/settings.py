@@ -215,6 +215,8 @@ class TriggerSettings:
     # ISO 8601 in UTC (`2026-05-01T10:00:00Z`), or None: where a feed without a lease starts.
     start_from_time: Optional[str] = None
     change_feed_mode: str = LATEST_VERSION
+    # LOCAL_RUN_NAME: a run on a developer's machine, whose leases must never be a region's.
+    local_run_name: Optional[str] = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "TriggerSettings":
@@ -244,6 +246,7 @@ class TriggerSettings:
             feed_poll_delay_ms=_integer(env, "COSMOSDB_FEED_POLL_DELAY_MS", DEFAULT_FEED_POLL_DELAY_MS, minimum=100),
             start_from_time=_start_from_time(env),
             change_feed_mode=_change_feed_mode(env),
+            local_run_name=_local_run_name(env),
         )
 
     @property
@@ -260,9 +263,13 @@ class TriggerSettings:
         """`<CLUSTER_ID>-<container>`, or `<container>`: the original service's pattern for whisks, kept for subjects.
 
         With AllVersionsAndDeletes, `-avad` follows: the processor refuses a prefix whose leases were written
-        in the other mode, so the two modes never meet on one prefix.
+        in the other mode, so the two modes never meet on one prefix. A local run's prefixes are of another form
+        (`local_lease_prefix`).
         """
-        prefix = f"{self.cluster_id}-{container}" if self.cluster_id else container
+        if self.local_run_name:
+            prefix = local_lease_prefix(self.local_run_name, container)
+        else:
+            prefix = f"{self.cluster_id}-{container}" if self.cluster_id else container
         return prefix + ALL_VERSIONS_LEASE_SUFFIX if self.all_versions_and_deletes else prefix
 
 
@@ -287,6 +294,28 @@ def _change_feed_mode(env: Mapping[str, str]) -> str:
                     start, f"is set together with COSMOSDB_CHANGE_FEED_MODE={ALL_VERSIONS_AND_DELETES}, whose feed "
                            f"starts only from now or from its leases; remove {start}")
     return mode
+
+
+# -- a local run's leases ------------------------------------------------------------------------
+# A developer's run against an account shares its lease container with the regions. With a region's prefix it
+# would take a share of that region's leases and checkpoint changes its controllers then never receive. So it
+# reads under `local.<name>.<container>`: no region's `<CLUSTER_ID>-<container>` or `<container>` is of that form,
+# and the lease watch, which takes `<cluster>-<container>` for a region, reads none of them (a run that stopped
+# is no stale region). The name has no `-`, so no part of it can read as `<cluster>-<container>`.
+_LOCAL_RUN_NAME_CHARACTERS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@")
+
+
+def local_lease_prefix(name: str, container: str) -> str:
+    """A local run's lease prefix for a container: `local.<LOCAL_RUN_NAME>.<container>`."""
+    return f"local.{name}.{container}"
+
+
+def _local_run_name(env: Mapping[str, str]) -> Optional[str]:
+    name = _text(env, "LOCAL_RUN_NAME")
+    if name is not None and (not set(name) <= _LOCAL_RUN_NAME_CHARACTERS or len(name) > 64):
+        raise InvalidSetting("LOCAL_RUN_NAME", f"{name!r} is not a local run's name: at most 64 letters, digits, "
+                                               f"'_', '.' and '@'")
+    return name
 
 
 def _start_from_time(env: Mapping[str, str]) -> Optional[str]:

@@ -62,6 +62,11 @@ class JvmProgram:
             raise self.error(f"{name} not found on PATH or in JAVA_HOME; Java 17 runs {self.purpose}")
         return found
 
+    def is_built(self) -> bool:
+        """True when both the jars and the classes of the current pom and source are cached."""
+        return ((self.cache / f"lib-{_digest(self.pom)}" / "COMPLETE").is_file()
+                and (self.cache / f"classes-{_digest(self.source, self.pom)}" / "COMPLETE").is_file())
+
     def build(self, *, fetched: str, check_jars: Callable[[Path], None], compiler: str,
               compile_command: Callable[[Path, Path], Sequence[str]]) -> tuple[Path, Path]:
         """(jar folder, class folder), each made once.

@@ -204,12 +204,14 @@ class TriggerListener:
         self._stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb")
         started = time.monotonic()
-        # Plain HTTP is refused unless this property allows it (the emulator speaks no TLS).
+        # Plain HTTP is refused unless this property allows it (the emulator speaks no TLS). A session of its own:
+        # Ctrl-C in the terminal reaches the host, which stops the processors through stdin (close()), so that
+        # they release their leases; the JVM never sees the signal itself.
         self._process = subprocess.Popen(
             [PROGRAM.tool("java"), "-Xmx256m", "-DCOSMOS.HTTP_CONNECTION_WITHOUT_TLS_ALLOWED=true",
              "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath, MAIN_CLASS, *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env={**os.environ, "COSMOS_KEY": key},
-            text=True, encoding="utf-8", bufsize=1)
+            text=True, encoding="utf-8", bufsize=1, start_new_session=True)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"invoke-{host_name}")
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, name=f"listener-{host_name}", daemon=True)
@@ -223,6 +225,10 @@ class TriggerListener:
     @property
     def pid(self) -> int:
         return self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
 
     def _read(self) -> None:
         for line in self._process.stdout:

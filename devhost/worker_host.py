@@ -98,10 +98,12 @@ class WorkerHost:
         self._send_lock = threading.Lock()
         self._last_failure: dict = {}
         self._started: Future = Future()
+        # A session of its own: Ctrl-C in the host's terminal reaches the host, which then closes the worker's
+        # stream, as the Functions host stops its workers; the worker never sees the signal itself.
         self._process = subprocess.Popen(
             [python, "-P", str(HERE / "proxy_worker.py"), str(protos_dir), self.worker_id],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**env, "FUNCTIONS_WORKER_RUNTIME": "python"}, cwd=self.app_dir)
+            env={**env, "FUNCTIONS_WORKER_RUNTIME": "python"}, cwd=self.app_dir, start_new_session=True)
         self._stderr: list[str] = []
         threading.Thread(target=self._read_stderr, name="worker-stderr", daemon=True).start()
         threading.Thread(target=self._read_responses, name="worker-responses", daemon=True).start()
@@ -228,6 +230,10 @@ class WorkerHost:
     @property
     def stderr(self) -> str:
         return "".join(self._stderr)
+
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
 
     # -- the stream ---------------------------------------------------------------
 

@@ -171,11 +171,12 @@ def test_a_python_without_confluent_kafka_and_no_venv_exits_7_saying_what_to_ins
     assert "pip install -r requirements.txt" in done.stderr
 
 
-def test_a_python_without_confluent_kafka_runs_the_script_again_with_the_venv_python(tmp_path):
+@pytest.mark.parametrize("venv", [".venv", ".cache/venv-runtime-3.13"])
+def test_a_python_without_confluent_kafka_runs_the_script_again_with_a_project_python(tmp_path, venv):
     script = repo_copy_without_venv(tmp_path)
-    venv_python = tmp_path / ".venv" / "bin" / "python"
+    venv_python = tmp_path / venv / "bin" / "python"
     venv_python.parent.mkdir(parents=True)
-    # Stands for the project's .venv Python: this Python with its site-packages.
+    # Stands for a project Python (scripts/test's, scripts/run-local's): this Python with its site-packages.
     venv_python.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} \"$@\"\n")
     venv_python.chmod(0o755)
     done = scripts_kafka("topic", "t", "--dir", str(tmp_path / "state"), python=BARE_PYTHON, script=script)

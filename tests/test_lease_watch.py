@@ -14,7 +14,7 @@ from cache_invalidator.lease_watch import (
     BEHIND, HEALTHY, MISSING, STALE, Lease, PendingWork, RegionFinding, WatchRun, database_rid_of, estimate, etag_lsn,
     judge, lease_prefix_of, read_lease, region_of, report, session_lsn,
 )
-from cache_invalidator.settings import WatchSettings
+from cache_invalidator.settings import WatchSettings, local_lease_prefix
 
 NOW = 1_800_000_000.0
 HOST = "acct.documents.azure.com"
@@ -124,6 +124,13 @@ def test_a_lease_of_another_container_has_no_prefix_here():
 def test_regions_are_the_cluster_ids_of_the_prefixes():
     assert (region_of("westeurope-whisks", "whisks"), region_of("whisks", "whisks"), region_of("other", "whisks")) == (
         "westeurope", "(none)", None)
+
+
+def test_a_local_runs_leases_are_no_region_whatever_the_endpoint():
+    prefix = local_lease_prefix("alice@laptop", "whisks")
+    through = [lease_prefix_of(f"{prefix}{host}{MARKER}0", MARKER, HOST, "whisks")
+               for host in (HOST, "acct-eastus.documents.azure.com")]
+    assert [region_of(p, "whisks") if p else None for p in through] == [None, None]
 
 
 def test_renewed_leases_with_nothing_old_pending_are_healthy():

@@ -172,6 +172,13 @@ def test_invalid_container_name_is_named():
     )
 
 
+def test_a_local_run_name_with_a_dash_is_named():
+    # `-` would let a part of the name read as a region's `<cluster>-<container>` prefix.
+    assert error_for({**COSMOS, "LOCAL_RUN_NAME": "alice-whisks"}, TriggerSettings.from_env).setting == (
+        "LOCAL_RUN_NAME"
+    )
+
+
 def test_linger_defaults_to_zero_because_each_batch_waits_for_its_acks():
     assert Settings.from_env(KAFKA).kafka.producer_config()["linger.ms"] == 0
 
@@ -271,3 +278,8 @@ def test_all_versions_and_deletes_accepts_a_start_from_the_beginning_turned_off(
     trigger = TriggerSettings.from_env({**COSMOS, "COSMOSDB_START_FROM_BEGINNING": "false",
                                         "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes"})
     assert (trigger.start_from_beginning, trigger.start_from_time) == (False, None)
+
+
+def test_a_local_runs_all_versions_and_deletes_prefixes_are_its_own_too():
+    trigger = TriggerSettings.from_env({**COSMOS, "LOCAL_RUN_NAME": "alice", "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes"})
+    assert trigger.lease_prefix("whisks") == "local.alice.whisks-avad"

@@ -43,6 +43,13 @@ def test_lease_prefixes_carry_the_cluster_id(monkeypatch):
     assert found == {"invalidate_whisks": "westeurope-whisks", "invalidate_subjects": "westeurope-subjects"}
 
 
+def test_a_local_run_reads_under_prefixes_no_region_uses(monkeypatch):
+    found = {name: t["leaseContainerPrefix"]
+             for name, t in triggers(monkeypatch, CLUSTER_ID="westeurope", LOCAL_RUN_NAME="alice@laptop").items()}
+    assert found == {"invalidate_whisks": "local.alice@laptop.whisks",
+                     "invalidate_subjects": "local.alice@laptop.subjects"}
+
+
 def test_retry_policy_retries_forever_with_exponential_backoff(monkeypatch):
     module = load_function_app(monkeypatch, BASE_SETTINGS)
     policies = [f.get_settings_dict("retry_policy") for f in change_feed_functions(module).values()]

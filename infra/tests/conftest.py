@@ -95,12 +95,15 @@ class Terraform:
         var_file = self.workspace / f"{name}.tfvars.json"
         var_file.write_text(json.dumps(variables, indent=2))
         plan_file = self.workspace / f"{name}.plan"
-        # The local backend's -state, so that no state file is ever written into the repository.
+        # No state file is ever written into the repository: a plan from nothing keeps its (empty) state in the
+        # workspace; a plan from a state runs in a copy of the directory that holds it as its local state, where
+        # `terraform graph -plan=` finds the state the plan was made from.
         state_file = self.workspace / f"{name}.tfstate"
-        if isinstance(state, dict):
-            state_file.write_text(json.dumps(state, indent=2))
-        elif state is not None:
-            state_file = state
+        if state is not None:
+            directory = shutil.copytree(directory, self.workspace / f"{name}-deployed",
+                                        ignore=shutil.ignore_patterns("tests", "examples", ".terraform*"))
+            state_file = directory / "terraform.tfstate"
+            state_file.write_text(json.dumps(state, indent=2) if isinstance(state, dict) else Path(state).read_text())
         result = self.run(directory, "plan", "-json", "-refresh=false", "-lock=false", f"-var-file={var_file}",
                           f"-state={state_file}", f"-out={plan_file}", check=False)
         diagnostics = []
