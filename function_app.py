@@ -9,7 +9,7 @@ from cache_invalidator.settings import TriggerSettings, watch_schedule
 from cache_invalidator.translation import ContainerKind
 
 trigger = TriggerSettings.from_env(os.environ)
-handler = ChangeHandler(os.environ)
+handler = ChangeHandler(os.environ, change_feed_mode=trigger.change_feed_mode)
 # Kafka connects while the host loads the functions, so that the first batch does not wait for it.
 handler.connect_early()
 app = func.FunctionApp()
@@ -31,6 +31,8 @@ CHANGE_FEED = dict(
     preferred_locations=trigger.preferred_locations,
     max_items_per_invocation=trigger.max_items_per_invocation,
     feed_poll_delay=trigger.feed_poll_delay_ms,
+    # A keyword of azure-functions 2.x, and written into the binding as it is by 1.x.
+    change_feed_mode=trigger.binding_change_feed_mode,
 )
 # `changes: str`: the worker then hands over the host's JSON array as text, as
 # it does for any str parameter, and skips the library's Cosmos DB converter,

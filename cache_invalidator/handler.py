@@ -12,7 +12,8 @@ from typing import Any, Optional
 
 import orjson
 
-from .settings import Settings
+from .envelope import UnwrappedBatch, unwrap
+from .settings import ALL_VERSIONS_AND_DELETES, LATEST_VERSION, Settings
 from .translation import ContainerKind, TranslatedBatch, translate
 
 log = logging.getLogger("cache_invalidator")
@@ -30,8 +31,10 @@ class NotAChangeBatch(TypeError):
 class ChangeHandler:
     """Handles the change batches of both functions; settings are parsed on first use, then kept."""
 
-    def __init__(self, env: Mapping[str, str]):
+    def __init__(self, env: Mapping[str, str], change_feed_mode: str = LATEST_VERSION):
         self._env = env
+        # The triggers' mode (TriggerSettings), which the host was told when it indexed the app.
+        self._change_feed_mode = change_feed_mode
         self._settings: Optional[Settings] = None
         self._lock = threading.Lock()
         self._producer = None
@@ -79,7 +82,9 @@ class ChangeHandler:
         started = time.monotonic()
         settings = self.settings
         # The documents are not kept: freeing them costs less before the wait for Kafka than after it.
-        batch = translate(change_documents(changes, container), kind, **settings.translation_options())
+        unwrapped = unwrap(change_documents(changes, container))
+        report_mode_mismatch(unwrapped, self._change_feed_mode, container)
+        batch = translate(unwrapped.changes, kind, **settings.translation_options())
         report_skipped(batch, container)
         outcome = "failed"
         try:
@@ -137,6 +142,24 @@ def _describe_json(value: Any) -> str:
     if isinstance(value, bool):
         return "a JSON boolean"
     return "a JSON number"
+
+
+def report_mode_mismatch(batch: UnwrappedBatch, change_feed_mode: str, container: str) -> None:
+    """Warns of elements whose shape is not the configured mode's; they were invalidated all the same."""
+    elements = len(batch.changes)
+    if change_feed_mode == ALL_VERSIONS_AND_DELETES and batch.envelopes < elements:
+        log.warning(
+            "%d of the %d element(s) of a %s change batch are plain documents while COSMOSDB_CHANGE_FEED_MODE=%s: "
+            "the host reads the latest-version feed, which carries no hard delete (a Cosmos DB extension older "
+            "than 4.16 ignores changeFeedMode; see docs/DEPLOY.md). They were invalidated as documents.",
+            elements - batch.envelopes, elements, container, ALL_VERSIONS_AND_DELETES,
+            extra={"container": container})
+    elif change_feed_mode != ALL_VERSIONS_AND_DELETES and batch.envelopes:
+        log.warning(
+            "%d of the %d element(s) of a %s change batch are all-versions-and-deletes changes while "
+            "COSMOSDB_CHANGE_FEED_MODE=%s: the host reads the other feed than the app was configured for. "
+            "They were invalidated as that feed's changes.",
+            batch.envelopes, elements, container, change_feed_mode, extra={"container": container})
 
 
 def report_skipped(batch: TranslatedBatch, container: str) -> None:

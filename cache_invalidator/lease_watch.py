@@ -29,6 +29,12 @@ Two lease shapes are read (tests/lease_documents.py writes both):
   (common/ChangeFeedStateV1.java) whose `Continuation.Continuation[].token` is
   the etag.
 
+Each lease reads its change feed in the mode it records (its `Mode`, `lease_mode`): a lease of the
+all-versions-and-deletes feed is estimated from a read of that feed, whose first change holds its LSN
+and time in `metadata.lsn` and `metadata.crts`. (The .NET estimator reads every lease in the
+latest-version mode, ChangeFeedEstimatorIterator, which would miss pending deletes.) A region's leases
+of each mode are judged apart: during a move between modes both may run.
+
 Nothing is written, and a run is bounded by WatchSettings.timeout_seconds. A
 read that fails (a deleted lease container, a lost connection, a refused key)
 becomes a finding logged at ERROR, never an exception: the function's log line is
@@ -49,7 +55,9 @@ from datetime import datetime
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from .settings import SettingsError, TriggerSettings, WatchSettings
+from .envelope import is_envelope
+from .settings import (ALL_VERSIONS_AND_DELETES, ALL_VERSIONS_LEASE_SUFFIX, LATEST_VERSION, SettingsError,
+                       TriggerSettings, WatchSettings)
 
 log = logging.getLogger("cache_invalidator")
 
@@ -75,6 +83,7 @@ class Lease:
     continuation: Optional[str]  # the etag the lease's next read starts from; None before its first checkpoint
     feed_range: Optional[tuple[str, str]]  # (min, max) effective partition keys
     shape: str  # "dotnet" or "java"
+    mode: Optional[str] = None  # the change feed mode the lease records (lease_mode), None when it records none yet
 
 
 def read_lease(document: Mapping) -> Lease:
@@ -90,7 +99,41 @@ def read_lease(document: Mapping) -> Lease:
         continuation=etag_of(continuation) if isinstance(continuation, str) and continuation else None,
         feed_range=_range_of(document.get("feedRange" if java else "FeedRange")),
         shape="java" if java else "dotnet",
+        mode=lease_mode(document),
     )
+
+
+# The .NET processor records a lease's mode as the A-IM header value it reads with (DocumentServiceLeaseCore
+# `Mode`; absent on leases older than the mode, which are latest-version: DocumentServiceLeaseManager.
+# VerifyChangeFeedProcessorMode); the Java processor in its continuation's ChangeFeedStateV1 `Mode`.
+_RECORDED_MODES = {"incremental feed": LATEST_VERSION, "full-fidelity feed": ALL_VERSIONS_AND_DELETES,
+                   "incremental": LATEST_VERSION, "full_fidelity": ALL_VERSIONS_AND_DELETES,
+                   LATEST_VERSION.lower(): LATEST_VERSION, ALL_VERSIONS_AND_DELETES.lower(): ALL_VERSIONS_AND_DELETES}
+
+
+def lease_mode(document: Mapping) -> Optional[str]:
+    """The change feed mode a lease document records: LatestVersion, AllVersionsAndDeletes, or None if unknown.
+
+    The processors refuse to read a lease in another mode than the one it records, so this decides whether the
+    region's app can start on it.
+    """
+    if document.get("version") == 1 and "feedRange" in document:  # Java's ServiceItemLeaseV1
+        continuation = document.get("ContinuationToken")
+        try:
+            state = json.loads(base64.b64decode(continuation, validate=True).decode("utf-8"))
+        except (TypeError, ValueError):
+            return None  # no continuation yet: the mode is written with the first one
+        mode = state.get("Mode", state.get("mode")) if isinstance(state, Mapping) else None
+    else:
+        mode = document.get("Mode")
+        if mode is None:
+            return LATEST_VERSION
+    return _RECORDED_MODES.get(mode.lower()) if isinstance(mode, str) else None
+
+
+def prefix_mode(prefix: str) -> str:
+    """The mode this app reads a lease prefix in: AllVersionsAndDeletes under `...-avad`, else LatestVersion."""
+    return ALL_VERSIONS_AND_DELETES if prefix.endswith(ALL_VERSIONS_LEASE_SUFFIX) else LATEST_VERSION
 
 
 def _range_of(feed_range: Any) -> Optional[tuple[str, str]]:
@@ -190,7 +233,10 @@ def lease_prefix_of(lease_id: str, marker: str, account_host: str, container: st
 
 
 def region_of(prefix: str, container: str) -> Optional[str]:
-    """The cluster id of a lease prefix `<cluster>-<container>`; NO_CLUSTER for `<container>`; None otherwise."""
+    """The cluster id of a lease prefix `<cluster>-<container>`; NO_CLUSTER for `<container>`; None otherwise.
+    A prefix of the all-versions-and-deletes feed ends in `-avad` besides."""
+    if prefix.endswith(ALL_VERSIONS_LEASE_SUFFIX):
+        prefix = prefix[:-len(ALL_VERSIONS_LEASE_SUFFIX)]
     if prefix == container:
         return NO_CLUSTER
     suffix = f"-{container}"
@@ -238,6 +284,10 @@ def estimate(session_token: Optional[str], first_change: Optional[Mapping],
     latest = session_lsn(session_token)
     if first_change is None:
         return PendingWork(0)  # nothing after the continuation (a 304, or an empty page)
+    if is_envelope(first_change):
+        # The all-versions-and-deletes feed keeps a change's LSN and time in its metadata (envelope.py).
+        metadata = first_change["metadata"] if isinstance(first_change["metadata"], Mapping) else {}
+        first_change = {name: metadata[key] for name, key in (("_lsn", "lsn"), ("_ts", "crts")) if key in metadata}
     ts = first_change.get("_ts")
     oldest = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
     if "_lsn" in first_change:
@@ -270,6 +320,7 @@ class RegionFinding:
     pending_changes: Optional[int] = None
     oldest_pending_seconds: Optional[float] = None
     reason: str = ""
+    mode: Optional[str] = None  # the change feed mode of the prefix; None for a region with no leases
 
     @property
     def level(self) -> int:
@@ -277,12 +328,18 @@ class RegionFinding:
 
 
 def judge_region(region: str, container: str, prefix: Optional[str], leases: list[Lease],
-                 pending: Mapping[str, PendingWork], settings: WatchSettings, now: float) -> RegionFinding:
-    """A region's finding on one container from its leases and their estimates (keyed by lease id)."""
+                 pending: Mapping[str, PendingWork], settings: WatchSettings, now: float, *,
+                 refused: Optional[Mapping[str, str]] = None) -> RegionFinding:
+    """A region's finding on one container from its leases and their estimates (keyed by lease id).
+
+    `refused` holds, by lease id, why a lease's feed could not be read for its estimate.
+    """
     if not leases:
         return RegionFinding(region, container, MISSING, prefix,
-                             reason=f"no leases for lease prefix {prefix!r}: the region's app has never started on "
-                                    f"{container!r}, or uses another CLUSTER_ID or lease container")
+                             reason=f"no leases for lease prefix {prefix!r} or {prefix + ALL_VERSIONS_LEASE_SUFFIX!r}: "
+                                    f"the region's app has never started on {container!r}, or uses another "
+                                    f"CLUSTER_ID or lease container")
+    mode = prefix_mode(prefix or "")
     owners = tuple(sorted({lease.owner for lease in leases if lease.owner}))
     renewals = [lease.renewed_at for lease in leases if lease.renewed_at is not None]
     renewed_ago = max(0.0, now - min(renewals)) if renewals else None
@@ -301,8 +358,10 @@ def judge_region(region: str, container: str, prefix: Optional[str], leases: lis
     )
     unestimated = len(leases) - len(estimates)
     # Leases the run had no time for, or whose feed refused the read, are left out of pending_changes: say so.
-    note = (f"; {unestimated} of {len(leases)} lease(s) not estimated (LEASE_WATCH_TIMEOUT_SECONDS, or a "
-            f"continuation the account refused)") if unestimated else ""
+    refusals = sorted({(refused or {})[lease.lease_id] for lease in leases if lease.lease_id in (refused or {})})
+    why = "; ".join(refusals) or "LEASE_WATCH_TIMEOUT_SECONDS, or a continuation the account refused"
+    note = f"; {unestimated} of {len(leases)} lease(s) not estimated ({why})" if unestimated else ""
+    finding["mode"] = mode
     if renewed_ago is None or renewed_ago > settings.stale_seconds:
         return RegionFinding(region, container, STALE, **finding,
                              reason=_stale_reason(leases, container, owners, settings.stale_seconds, now) + note)
@@ -339,22 +398,25 @@ def _stale_reason(leases: list[Lease], container: str, owners: tuple[str, ...], 
 
 
 def judge(leases_by_prefix: Mapping[str, Mapping[str, list[Lease]]], pending: Mapping[str, PendingWork],
-          containers: list[str], settings: WatchSettings, now: float) -> list[RegionFinding]:
-    """One finding per region and container: every region found (by lease prefix), and every expected one."""
+          containers: list[str], settings: WatchSettings, now: float, *,
+          refused: Optional[Mapping[str, str]] = None) -> list[RegionFinding]:
+    """One finding per region, container and mode: every region found (by lease prefix), and every expected one
+    (missing when it has leases of neither mode)."""
     findings = []
     for container in containers:
         by_prefix = leases_by_prefix.get(container, {})
-        regions: dict[str, Optional[str]] = {}
+        regions: dict[tuple[str, str], str] = {}
         for prefix in by_prefix:
             region = region_of(prefix, container)
             if region is not None:
-                regions[region] = prefix
+                regions[(region, prefix_mode(prefix))] = prefix
         for region in settings.expected_regions:
-            regions.setdefault(region, f"{region}-{container}")
-        for region in sorted(regions):
-            prefix = regions[region]
+            if not any(found == region for found, _ in regions):
+                regions[(region, LATEST_VERSION)] = f"{region}-{container}"
+        for region, mode in sorted(regions):
+            prefix = regions[(region, mode)]
             findings.append(judge_region(region, container, prefix, list(by_prefix.get(prefix, [])), pending,
-                                         settings, now))
+                                         settings, now, refused=refused))
     return findings
 
 
@@ -373,14 +435,14 @@ class WatchRun:
 
 
 # The watch line's fields, in the order the values are logged; `reason` last, as it holds blanks.
-WATCH_FIELDS = ("watcher", "region", "container", "status", "leases", "owners", "unowned", "renewed_seconds_ago",
+WATCH_FIELDS = ("watcher", "region", "container", "mode", "status", "leases", "owners", "unowned", "renewed_seconds_ago",
                 "oldest_checkpoint", "unchecked_leases", "pending_changes", "oldest_pending_seconds",
                 "request_charge", "duration_ms", "reason")
 _WATCH_LINE = "Lease watch " + " ".join(f"{name}=%s" for name in WATCH_FIELDS)
 
 
 def line_values(run: WatchRun, finding: RegionFinding) -> tuple:
-    return (run.watcher, finding.region, finding.container, finding.status, finding.leases, len(finding.owners),
+    return (run.watcher, finding.region, finding.container, finding.mode or "-", finding.status, finding.leases, len(finding.owners),
             finding.unowned, finding.renewed_seconds_ago, finding.oldest_checkpoint, finding.unchecked_leases,
             finding.pending_changes, finding.oldest_pending_seconds, round(run.request_charge, 2),
             round(run.duration_ms, 1), finding.reason or "-")
@@ -461,7 +523,8 @@ def open_client(env: Mapping[str, str], trigger: TriggerSettings, timeout: float
 
 def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline: float, charges: _Charges,
                        until: float):
-    """(leases by container and prefix, pending work by lease id): the lease container read and each lease estimated.
+    """(leases by container and prefix, pending work by lease id, why a lease's feed refused its estimate by lease
+    id): the lease container read and each lease estimated.
 
     No lease estimate starts after `deadline`, and no request outlives `until` (both time.monotonic()).
     """
@@ -502,21 +565,32 @@ def read_region_leases(client, endpoint: str, trigger: TriggerSettings, deadline
                 continue
             lease = read_lease(document)
             groups.setdefault(prefix, []).append(lease)
-            leases_of[lease.lease_id] = (container, rid, lease)
+            leases_of[lease.lease_id] = (container, rid, lease, lease.mode or prefix_mode(prefix))
     pending: dict[str, PendingWork] = {}
-    for lease_id, (container, rid, lease) in sorted(leases_of.items()):
+    refused: dict[str, str] = {}
+    for lease_id, (container, rid, lease, mode) in sorted(leases_of.items()):
         if time.monotonic() > deadline:
             break  # the leases left unestimated show no pending count; the renewals are judged all the same
         try:
-            pending[lease_id] = pending_work(container, rid, lease, hook())
-        except (CosmosHttpResponseError, ValueError) as exc:
-            # One lease's feed refused, or a continuation the SDK cannot take: that lease goes unestimated.
+            pending[lease_id] = pending_work(container, rid, lease, hook(), mode=mode)
+        except CosmosHttpResponseError as exc:
+            # One lease's feed refused: that lease goes unestimated, and the finding says why.
+            if mode == ALL_VERSIONS_AND_DELETES and exc.status_code == 400:
+                # An account without continuous backup or the feature, or a continuation the feed no longer
+                # holds (older than the backup window) or never wrote: the account's own words say which.
+                said = (str(getattr(exc, "message", None) or exc).strip().splitlines() or [""])[0][:160]
+                refused[lease_id] = (f"the account refused the all-versions-and-deletes read (400: {said}); "
+                                     f"see docs/DEPLOY.md")
             log.debug("Lease watch: lease %s not estimated: %s", lease_id, type(exc).__name__)
-    return by_container, pending
+        except ValueError as exc:  # a continuation the SDK cannot take
+            log.debug("Lease watch: lease %s not estimated: %s", lease_id, type(exc).__name__)
+    return by_container, pending, refused
 
 
-def pending_work(container, container_rid: str, lease: Lease, request: dict) -> PendingWork:
-    """The estimator's read: at most one change from the lease's continuation, over the lease's feed range.
+def pending_work(container, container_rid: str, lease: Lease, request: dict, *,
+                 mode: str = LATEST_VERSION) -> PendingWork:
+    """The estimator's read: at most one change from the lease's continuation, over the lease's feed range, in the
+    lease's change feed mode.
 
     `request` holds the read's options: `raw_response_hook` (a _Charges) and `timeout`.
     """
@@ -528,12 +602,15 @@ def pending_work(container, container_rid: str, lease: Lease, request: dict) -> 
         # azure-cosmos resumes a feed range from its own continuation form: the lease's etag and range in it.
         low, high = lease.feed_range
         scope = {"min": low, "max": high, "isMinInclusive": True, "isMaxInclusive": False}
-        state = {"v": "v2", "containerRid": container_rid, "mode": "LatestVersion", "startFrom": {"Type": "Now"},
+        state = {"v": "v2", "containerRid": container_rid, "mode": mode, "startFrom": {"Type": "Now"},
                  "continuation": {"v": "v2", "rid": container_rid,
                                   "continuation": [{"token": lease.continuation, "range": scope}],
                                   "Range": scope}}
         options["continuation"] = base64.b64encode(json.dumps(state).encode()).decode()
     else:
+        # azure-cosmos refuses a partition key range in the all-versions-and-deletes mode: such a lease goes unestimated.
+        if mode == ALL_VERSIONS_AND_DELETES:
+            raise ValueError("a partition-key-range lease of the all-versions-and-deletes feed")
         options["partition_key_range_id"] = lease.token
         options["continuation"] = lease.continuation
     page = next(container.query_items_change_feed(**options).by_page(), None)
@@ -604,13 +681,13 @@ class LeaseWatch:
                 self._client = open_client(self._env, self._trigger, settings.timeout_seconds,
                                            operator=self._operator)
             client, endpoint, _ = self._client
-            by_container, pending = read_region_leases(client, endpoint, self._trigger, deadline, charges,
-                                                       until=started + settings.timeout_seconds)
+            by_container, pending, refused = read_region_leases(client, endpoint, self._trigger, deadline, charges,
+                                                                until=started + settings.timeout_seconds)
         except Exception as exc:  # a failure to read is the finding; the next run opens a new client
             self._drop_client()
             return WatchRun(watcher, [RegionFinding("*", "*", UNREADABLE, reason=self._describe(exc))])
         return WatchRun(watcher, judge(by_container, pending, containers, settings,
-                                       time.time() if now is None else now))
+                                       time.time() if now is None else now, refused=refused))
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None

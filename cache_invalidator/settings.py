@@ -37,6 +37,14 @@ DEFAULT_FEED_POLL_DELAY_MS = 1000
 # Large enough that a bulk import crosses in few batches, small enough that one
 # batch is delivered well within the delivery deadline.
 DEFAULT_MAX_ITEMS_PER_INVOCATION = 1000
+# The trigger's changeFeedMode (the Cosmos DB extension's CosmosDBTriggerChangeFeedMode). Only the
+# all-versions-and-deletes feed carries hard deletes, OpenWhisk's default way of deleting.
+LATEST_VERSION = "LatestVersion"
+ALL_VERSIONS_AND_DELETES = "AllVersionsAndDeletes"
+CHANGE_FEED_MODES = (LATEST_VERSION, ALL_VERSIONS_AND_DELETES)
+# A lease document records its mode, and the change feed processor refuses to read a prefix's
+# leases in another mode: the all-versions-and-deletes leases live under prefixes of their own.
+ALL_VERSIONS_LEASE_SUFFIX = "-avad"
 
 # The lease watch (lease_watch.py). Every minute: a region that stopped is seen within
 # a minute or two of its leases expiring.
@@ -206,6 +214,7 @@ class TriggerSettings:
     feed_poll_delay_ms: int
     # ISO 8601 in UTC (`2026-05-01T10:00:00Z`), or None: where a feed without a lease starts.
     start_from_time: Optional[str] = None
+    change_feed_mode: str = LATEST_VERSION
     # LOCAL_RUN_NAME: a run on a developer's machine, whose leases must never be a region's.
     local_run_name: Optional[str] = None
 
@@ -236,15 +245,55 @@ class TriggerSettings:
             ),
             feed_poll_delay_ms=_integer(env, "COSMOSDB_FEED_POLL_DELAY_MS", DEFAULT_FEED_POLL_DELAY_MS, minimum=100),
             start_from_time=_start_from_time(env),
+            change_feed_mode=_change_feed_mode(env),
             local_run_name=_local_run_name(env),
         )
 
+    @property
+    def all_versions_and_deletes(self) -> bool:
+        return self.change_feed_mode == ALL_VERSIONS_AND_DELETES
+
+    @property
+    def binding_change_feed_mode(self) -> Optional[str]:
+        """The triggers' changeFeedMode: left out in the default mode, so that a latest-version app's metadata is
+        what it always was (an extension older than 4.16 does not know the property)."""
+        return self.change_feed_mode if self.all_versions_and_deletes else None
+
     def lease_prefix(self, container: str) -> str:
         """`<CLUSTER_ID>-<container>`, or `<container>`: the original service's pattern for whisks, kept for subjects.
-        A local run's prefixes are of another form (`local_lease_prefix`)."""
+
+        With AllVersionsAndDeletes, `-avad` follows: the processor refuses a prefix whose leases were written
+        in the other mode, so the two modes never meet on one prefix. A local run's prefixes are of another form
+        (`local_lease_prefix`).
+        """
         if self.local_run_name:
-            return local_lease_prefix(self.local_run_name, container)
-        return f"{self.cluster_id}-{container}" if self.cluster_id else container
+            prefix = local_lease_prefix(self.local_run_name, container)
+        else:
+            prefix = f"{self.cluster_id}-{container}" if self.cluster_id else container
+        return prefix + ALL_VERSIONS_LEASE_SUFFIX if self.all_versions_and_deletes else prefix
+
+
+def _change_feed_mode(env: Mapping[str, str]) -> str:
+    """COSMOSDB_CHANGE_FEED_MODE, refused beside a start option, which that feed cannot honour.
+
+    The all-versions-and-deletes feed starts from now or from a lease's continuation only: the SDKs
+    refuse a start from the beginning or from a time for it (ChangeFeedStartFrom in that mode), and
+    the service keeps its history only as long as the account's continuous backup does.
+    """
+    value = _text(env, "COSMOSDB_CHANGE_FEED_MODE")
+    if value is None:
+        return LATEST_VERSION
+    mode = next((mode for mode in CHANGE_FEED_MODES if mode.lower() == value.lower()), None)
+    if mode is None:
+        raise InvalidSetting("COSMOSDB_CHANGE_FEED_MODE", f"expected {' or '.join(CHANGE_FEED_MODES)}, got {value!r}")
+    if mode == ALL_VERSIONS_AND_DELETES:
+        for start, given in (("COSMOSDB_START_FROM_BEGINNING", _flag(env, "COSMOSDB_START_FROM_BEGINNING", False)),
+                             ("COSMOSDB_START_FROM_TIME", _text(env, "COSMOSDB_START_FROM_TIME"))):
+            if given:
+                raise InvalidSetting(
+                    start, f"is set together with COSMOSDB_CHANGE_FEED_MODE={ALL_VERSIONS_AND_DELETES}, whose feed "
+                           f"starts only from now or from its leases; remove {start}")
+    return mode
 
 
 # -- a local run's leases ------------------------------------------------------------------------

@@ -53,6 +53,27 @@ class SkippedNamespace:
     reason: str
 
 
+class FeedVersion(NamedTuple):
+    """A created or replaced document from the all-versions-and-deletes feed, and the feed's time of it."""
+
+    document: Any  # the envelope's `current`: a document as the latest-version feed hands it
+    timestamp: Optional[float]  # metadata.crts, seconds since 1970
+
+
+class Deletion(NamedTuple):
+    """A hard delete from the all-versions-and-deletes feed: an id, no body, no writer's `_clusterId`."""
+
+    doc_id: Any  # metadata.id
+    previous: Optional[Mapping]  # the document before the delete, where the container keeps previous images
+    timestamp: Optional[float]  # metadata.crts
+
+
+class UnreadableChange(NamedTuple):
+    """An element of an all-versions-and-deletes batch that names no change: poison."""
+
+    reason: str
+
+
 class TranslatedBatch(NamedTuple):
     """What a change batch becomes (a tuple: one is made per batch, and a frozen dataclass costs more to make)."""
 
@@ -61,7 +82,8 @@ class TranslatedBatch(NamedTuple):
     own_cluster: int
     poison: list[SkippedDocument]
     skipped_namespaces: list[SkippedNamespace]
-    newest_timestamp: Optional[int]
+    # Seconds since 1970: the newest `_ts`, or `metadata.crts` of the all-versions-and-deletes feed.
+    newest_timestamp: Optional[float]
 
 
 def translate(
@@ -72,7 +94,12 @@ def translate(
     cluster_id: Optional[str] = None,
     invalidate_auth_keys: bool = False,
 ) -> TranslatedBatch:
-    """The invalidations for a change batch, in document order, each exact message once."""
+    """The invalidations for a change batch, in document order, each exact message once.
+
+    An element is a document, as the latest-version feed hands it, or a change of the
+    all-versions-and-deletes feed that envelope.py unwrapped: a FeedVersion, a Deletion or an
+    UnreadableChange.
+    """
     # A batch can hold a thousand documents and every one passes here, so the
     # common case (a dict with a plain string id) is written out inline; any
     # other document takes _poison_reason's slower, exact path.
@@ -95,8 +122,30 @@ def translate(
 
     for position, document in enumerate(documents):
         count += 1
+        feed_time = None
         if type(document) is not dict:
-            document = _as_dict(document)
+            if type(document) is FeedVersion:
+                feed_time = document.timestamp
+                document = document.document
+            elif type(document) is Deletion:
+                main_id = _deleted_id(document.doc_id)
+                if main_id is None:
+                    poison.append(SkippedDocument(position, _deletion_poison_reason(document.doc_id)))
+                    continue
+                if document.timestamp is not None and (newest is None or document.timestamp > newest):
+                    newest = document.timestamp
+                # No writer's stamp: every region invalidates a delete, the one that made it included.
+                add(main_id)
+                if subjects:
+                    # The limits rule needs the id only; namespace names need the previous image, where kept.
+                    _subject_keys(document.previous or {}, main_id, position, add, skipped_namespaces,
+                                  invalidate_auth_keys)
+                continue
+            elif type(document) is UnreadableChange:
+                poison.append(SkippedDocument(position, document.reason))
+                continue
+            if type(document) is not dict:
+                document = _as_dict(document)
         doc_id = document.get("id") if type(document) is dict else None
         if not (isinstance(doc_id, str) and doc_id and "/" not in doc_id):
             poison.append(SkippedDocument(position, _poison_reason(document)))
@@ -107,9 +156,13 @@ def translate(
         except UnicodeEncodeError:
             poison.append(SkippedDocument(position, "its id is not valid Unicode (a lone surrogate)"))
             continue
-        timestamp = document.get("_ts")
-        if type(timestamp) is int and 0 <= timestamp < _TS_LIMIT and (newest is None or timestamp > newest):
-            newest = timestamp
+        if feed_time is not None:
+            if newest is None or feed_time > newest:
+                newest = feed_time
+        else:
+            timestamp = document.get("_ts")
+            if type(timestamp) is int and 0 <= timestamp < _TS_LIMIT and (newest is None or timestamp > newest):
+                newest = timestamp
         if cluster_id is not None and document.get("_clusterId") == cluster_id:
             own_cluster += 1
             continue
@@ -155,12 +208,29 @@ def _poison_reason(document: Any) -> str:
         return f"the document is a {_json_type(document)}, not an object"
     if "id" not in document:
         return "the document has no id"
-    doc_id = document["id"]
+    return _id_problem(document["id"], "its id")
+
+
+def _deleted_id(doc_id: Any) -> Optional[str]:
+    """The cache key's mainId of a deleted document's id, None when the id could never name one."""
+    if isinstance(doc_id, str) and doc_id and "/" not in doc_id and _encodable(doc_id):
+        return doc_id.replace("|", "/")
+    return None
+
+
+def _deletion_poison_reason(doc_id: Any) -> str:
+    return "a delete without metadata.id" if doc_id is None else _id_problem(doc_id, "a delete whose metadata.id")
+
+
+def _id_problem(doc_id: Any, what: str) -> str:
+    """Why an id (named `what` in the reason) can name no cache entry."""
     if not isinstance(doc_id, str):
-        return f"its id is a {_json_type(doc_id)}, not a string"
+        return f"{what} is a {_json_type(doc_id)}, not a string"
     if not doc_id:
-        return "its id is empty"
-    return "its id contains '/', which an escaped OpenWhisk id never does"
+        return f"{what} is empty"
+    if "/" in doc_id:
+        return f"{what} contains '/', which an escaped OpenWhisk id never does"
+    return f"{what} is not valid Unicode (a lone surrogate)"
 
 
 def _subject_keys(document, main_id, position, add, skipped, invalidate_auth_keys) -> None:

@@ -20,11 +20,12 @@ locals {
   cosmosdb_account_resource_group = element(split("/", var.cosmosdb_account_id), 4)
   cosmosdb_account_endpoint       = coalesce(var.cosmosdb_account_endpoint, "https://${local.cosmosdb_account_name}.documents.azure.com:443/")
 
-  # Each region's lease prefixes, as the app computes them (cache_invalidator/settings.py).
+  # Each region's lease prefixes, as the app computes them (cache_invalidator/settings.py):
+  # the all-versions-and-deletes feed's end in -avad, as a lease records its mode.
   lease_prefixes = {
     for key, region in var.regions : key => {
-      whisks   = "${region.cluster_id}-${var.cosmosdb_containers.whisks}"
-      subjects = "${region.cluster_id}-${var.cosmosdb_containers.subjects}"
+      whisks   = "${region.cluster_id}-${var.cosmosdb_containers.whisks}${region.cosmosdb_change_feed_mode == "AllVersionsAndDeletes" ? "-avad" : ""}"
+      subjects = "${region.cluster_id}-${var.cosmosdb_containers.subjects}${region.cosmosdb_change_feed_mode == "AllVersionsAndDeletes" ? "-avad" : ""}"
     }
   }
 
@@ -118,6 +119,7 @@ module "region" {
       COSMOSDB_LEASE_CONTAINER          = var.cosmosdb_containers.lease
       COSMOSDB_CREATE_LEASE_CONTAINER   = "false"
       COSMOSDB_START_FROM_BEGINNING     = tostring(coalesce(each.value.cosmosdb_start_from_beginning, var.cosmosdb_start_from_beginning))
+      COSMOSDB_CHANGE_FEED_MODE         = each.value.cosmosdb_change_feed_mode
       COSMOSDB_MAX_ITEMS_PER_INVOCATION = tostring(var.cosmosdb_max_items_per_invocation)
       COSMOSDB_FEED_POLL_DELAY_MS       = tostring(var.cosmosdb_feed_poll_delay_ms)
       CLUSTER_ID                        = each.value.cluster_id

@@ -382,6 +382,7 @@ variable "regions" {
     cosmosdb_preferred_locations    = optional(list(string), [])
     cosmosdb_start_from_beginning   = optional(bool)
     cosmosdb_start_from_time        = optional(string)
+    cosmosdb_change_feed_mode       = optional(string, "LatestVersion")
     subnet_id                       = optional(string)
     resource_group_name             = optional(string)
     function_app_name               = optional(string)
@@ -412,6 +413,10 @@ variable "regions" {
       this region's feeds start while they have no leases, e.g. when it takes over from the
       Scala service (docs/OPERATIONS.md). Remove it once the region runs. Not with
       cosmosdb_start_from_beginning = true, the region's or the shared one.
+    - cosmosdb_change_feed_mode: COSMOSDB_CHANGE_FEED_MODE, LatestVersion (the default) or
+      AllVersionsAndDeletes, the feed that carries hard deletes (the account needs continuous
+      backup and the feature; docs/DEPLOY.md). Its leases are `<cluster_id>-whisks-avad` and
+      `<cluster_id>-subjects-avad`, and it starts from now only: no start option beside it.
     - subnet_id: a subnet delegated to Microsoft.App/environments for VNet integration, when
       this region's Kafka is private.
     - resource_group_name, function_app_name, storage_account_name: names other than the
@@ -547,4 +552,14 @@ variable "regions" {
   }
   # A start time beside start-from-beginning is refused by the region module, which sees the flag a
   # region ends up with, its own or the shared cosmosdb_start_from_beginning.
+
+  validation {
+    condition     = alltrue([for key, region in var.regions : contains(["LatestVersion", "AllVersionsAndDeletes"], region.cosmosdb_change_feed_mode)])
+    error_message = "regions: cosmosdb_change_feed_mode must be LatestVersion or AllVersionsAndDeletes; wrong in ${join(", ", [for key, region in var.regions : "region ${key} (\"${region.cosmosdb_change_feed_mode}\")" if !contains(["LatestVersion", "AllVersionsAndDeletes"], region.cosmosdb_change_feed_mode)])}."
+  }
+
+  validation {
+    condition     = alltrue([for key, region in var.regions : region.cosmosdb_change_feed_mode != "AllVersionsAndDeletes" || (region.cosmosdb_start_from_time == null && region.cosmosdb_start_from_beginning != true)])
+    error_message = "regions: cosmosdb_change_feed_mode = AllVersionsAndDeletes starts from now or from its leases only, so cosmosdb_start_from_beginning = true and cosmosdb_start_from_time are refused beside it (COSMOSDB_START_FROM_BEGINNING, COSMOSDB_START_FROM_TIME); both are set in ${join(", ", [for key, region in var.regions : "region ${key}" if !(region.cosmosdb_change_feed_mode != "AllVersionsAndDeletes" || (region.cosmosdb_start_from_time == null && region.cosmosdb_start_from_beginning != true))])}."
+  }
 }

@@ -28,7 +28,35 @@ def is_poison(document) -> bool:
 
 def describe(documents, index: int) -> str:
     """A document as a failure names it: its place in the batch and its id."""
-    return f"document #{index} (id {documents[index]['id']!r:.80})"
+    element = documents[index]
+    if is_feed_item(element):
+        metadata = element["metadata"]
+        return f"change #{index} ({metadata.get('operationType')} of {metadata.get('id')!r:.80})"
+    return f"document #{index} (id {element['id']!r:.80})"
+
+
+def is_feed_item(element) -> bool:
+    """An element of the all-versions-and-deletes feed: {"current", "metadata", "previous"?}, which has no id."""
+    return isinstance(element, Mapping) and "metadata" in element and "id" not in element
+
+
+def contract_reading(element):
+    """(document, deleted): what the contract reads an element as; None for poison.
+
+    A feed item's create or replace is its `current` document; a delete is a document holding only
+    metadata.id, with the previous image's namespaces where one is kept, and no _clusterId.
+    """
+    if not is_feed_item(element):
+        return None if is_poison(element) else (element, False)
+    metadata = element["metadata"]
+    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("operationType"), str):
+        return None
+    if metadata["operationType"] != "delete":
+        current = element.get("current")
+        return None if is_poison(current) else (current, False)
+    previous = element.get("previous") if isinstance(element.get("previous"), Mapping) else {}
+    deleted = {"id": metadata.get("id"), "namespaces": previous.get("namespaces")}
+    return None if is_poison(deleted) else (deleted, True)
 
 
 def intended_keys(documents, subjects: bool, cluster_id: Optional[str], auth_keys: bool) -> dict:
@@ -38,10 +66,12 @@ def intended_keys(documents, subjects: bool, cluster_id: Optional[str], auth_key
     def mean(key, index):
         keys.setdefault(key, describe(documents, index))
 
-    for index, document in enumerate(documents):
-        if is_poison(document):
+    for index, element in enumerate(documents):
+        reading = contract_reading(element)
+        if reading is None:
             continue
-        if cluster_id is not None and document.get("_clusterId") == cluster_id:
+        document, deleted = reading
+        if not deleted and cluster_id is not None and document.get("_clusterId") == cluster_id:
             continue
         doc_id = document["id"]
         mean((doc_id.replace("|", "/"), None), index)

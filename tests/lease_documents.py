@@ -51,10 +51,11 @@ def lease_store_prefix(database, monitored, lease_prefix, endpoint):
 
 
 def write_leases(database, monitored, lease_prefix, endpoint, owners, *, lease_container=LEASES,
-                 continuation='"12"', renewed_seconds_ago=0.0):
+                 continuation='"12"', renewed_seconds_ago=0.0, mode="Incremental Feed"):
     """Writes the store's marker, its lock and one lease per partition key range of `monitored`, owned in turn
     by `owners`, each with `continuation` as its ContinuationToken (a text, or a callable of the range's
-    (min, max) giving one). Returns the lease ids."""
+    (min, max) giving one) and `mode` as its Mode ("Full-Fidelity Feed" for the all-versions-and-deletes
+    feed: the A-IM header value DocumentServiceLeaseManager compares). Returns the lease ids."""
     store = lease_store_prefix(database, monitored, lease_prefix, endpoint)
     container = database.get_container_client(monitored)
     leases = database.get_container_client(lease_container)
@@ -75,7 +76,7 @@ def write_leases(database, monitored, lease_prefix, endpoint, owners, *, lease_c
                                   if callable(continuation) else continuation),
             "properties": {},
             "timestamp": lease_timestamp(renewed_seconds_ago),
-            "Mode": "Incremental Feed",
+            "Mode": mode,
         }
         leases.create_item(lease)
         ids.append(lease["id"])
@@ -83,9 +84,10 @@ def write_leases(database, monitored, lease_prefix, endpoint, owners, *, lease_c
 
 
 def write_java_leases(database, monitored, lease_prefix, endpoint, owners, continuation, *,
-                      lease_container=LEASES):
+                      lease_container=LEASES, mode="INCREMENTAL"):
     """Writes one EPK-based lease per partition key range of `monitored` as the Java processor's
-    ServiceItemLeaseV1, owned in turn by `owners`; `continuation((min, max))` gives each range's etag.
+    ServiceItemLeaseV1, owned in turn by `owners`; `continuation((min, max))` gives each range's etag, and
+    `mode` the state's Mode (ChangeFeedMode's name: FULL_FIDELITY for the all-versions-and-deletes feed).
     Returns the lease ids."""
     store = lease_store_prefix(database, monitored, lease_prefix, endpoint)
     container = database.get_container_client(monitored)
@@ -96,7 +98,7 @@ def write_java_leases(database, monitored, lease_prefix, endpoint, owners, conti
     for i, pk_range in enumerate(ranges):
         low, high = pk_range["minInclusive"], pk_range["maxExclusive"]
         scope = {"min": low, "max": high, "isMinInclusive": True, "isMaxInclusive": False}
-        state = {"V": 1, "Rid": rid, "Mode": "INCREMENTAL", "StartFrom": {"Type": "NOW"},
+        state = {"V": 1, "Rid": rid, "Mode": mode, "StartFrom": {"Type": "NOW"},
                  "Continuation": {"V": 1, "Rid": rid,
                                   "Continuation": [{"token": continuation((low, high)), "range": scope}],
                                   "Range": scope}}

@@ -453,6 +453,83 @@ def test_replay_command_rejects_bad_times_and_settings(app_settings):
     assert code == 1 and "KAFKA_HOSTS" in err
 
 
+# -- marks of the all-versions-and-deletes feed, and replay from them ---------------------------
+
+
+def delete_envelope(doc_id, crts):
+    return {"current": None, "metadata": {"crts": crts, "lsn": 9, "operationType": "delete", "previousImageLSN": 8,
+                                          "timeToLiveExpired": False, "id": doc_id, "partitionKey": {"id": doc_id}}}
+
+
+def test_replayed_all_versions_and_deletes_pages_send_hard_deletes_and_skip_own_writes(kafka_broker, topic,
+                                                                                      app_settings):
+    own = {"current": {"id": "guest|mine", "_clusterId": "westeurope", "_ts": 1000},
+           "metadata": {"crts": 1000.0, "lsn": 7, "operationType": "create", "previousImageLSN": 0,
+                        "timeToLiveExpired": False}}
+    page = [own, delete_envelope("guest|mine", 1001.5), delete_envelope("guest|later", 2000.0)]
+    summary = replay_pages([page], ContainerKind.WHISKS, "whisks",
+                           settings_for(app_settings, CLUSTER_ID="westeurope"), until_ts=1500)
+    assert keys(read_topic(kafka_broker.bootstrap, topic)) == ["guest/mine"]
+    assert (summary.own_cluster, summary.after_until, summary.messages) == (1, 1, 1)
+
+
+def marks_file(tmp_path, database="openwhisk", marks=None):
+    path = tmp_path / "marks.json"
+    path.write_text(json.dumps({"format": "cache-invalidator marks 1", "database": database,
+                                "marked_at": "2026-05-01T10:00:00Z",
+                                "marks": {"whisks": "d2hpc2tz", "subjects": "c3ViamVjdHM="} if marks is None else marks}))
+    return str(path)
+
+
+def test_replay_from_a_mark_reads_each_container_from_its_mark(kafka_broker, topic, app_settings, tmp_path):
+    calls = []
+    source = fake_source({"whisks": [[delete_envelope("guest|gone", 1_714_564_800.5)]], "subjects": []}, calls)
+    code, out, err = run(["replay", "--container", "all", "--from-mark", marks_file(tmp_path)], app_settings,
+                         page_source=source)
+    assert code == 0, err
+    assert calls[0]["since"] == {"whisks": "d2hpc2tz", "subjects": "c3ViamVjdHM="}
+    assert keys(read_topic(kafka_broker.bootstrap, topic)) == ["guest/gone"]
+
+
+@pytest.mark.parametrize("contents, reason", [
+    ("not json", "not JSON"),
+    ('{"marks": {}}', "not a file `python -m cache_invalidator mark` wrote"),
+], ids=["not JSON", "another file"])
+def test_replay_from_a_file_that_holds_no_marks_says_so(app_settings, tmp_path, contents, reason):
+    path = tmp_path / "marks.json"
+    path.write_text(contents)
+    code, _, err = run(["replay", "--container", "all", "--from-mark", str(path)], app_settings)
+    assert (code, reason in err) == (2, True), err
+
+
+def test_replay_from_marks_of_another_database_or_without_a_container_says_which(app_settings, tmp_path):
+    code, _, err = run(["replay", "--container", "all", "--from-mark", marks_file(tmp_path, "other")], app_settings)
+    assert code == 2 and "marks of database 'other', not of COSMOSDB_NAME='openwhisk'" in err
+    code, _, err = run(["replay", "--container", "all", "--from-mark", marks_file(tmp_path, marks={"whisks": "x"})],
+                       app_settings)
+    assert code == 2 and "no mark for 'subjects'" in err
+
+
+def test_replay_takes_since_or_a_mark_not_both(app_settings, tmp_path):
+    assert run(["replay", "--container", "all", "--since", "2024-05-01", "--from-mark", marks_file(tmp_path)],
+               app_settings)[0] == 2
+    assert run(["replay", "--container", "all"], app_settings)[0] == 2
+
+
+def test_mark_prints_each_containers_mark_for_replay(app_settings):
+    seen = []
+
+    def marker(env, trigger, *, timeout):
+        seen.append((trigger.whisks_container, trigger.subjects_container))
+        return {"whisks": "d2hpc2tz", "subjects": "c3ViamVjdHM="}
+
+    code, out, err = run(["mark"], app_settings, marker=marker)
+    document = json.loads(out)
+    assert (code, seen, document["format"], document["database"], document["marks"]) == (
+        0, [("whisks", "subjects")], "cache-invalidator marks 1", "openwhisk",
+        {"whisks": "d2hpc2tz", "subjects": "c3ViamVjdHM="})
+
+
 # -- what the Functions host loads, and --help --------------------------------------------------
 
 

@@ -2,8 +2,9 @@
 
 import io
 
-from cache_invalidator.cli.check import assess_change_feed, assess_cosmos, run_check
-from cache_invalidator.cli.cosmos_facts import ChangeFacts, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds
+from cache_invalidator.cli.check import assess_all_versions_feed, assess_change_feed, assess_cosmos, run_check
+from cache_invalidator.cli.cosmos_facts import (ChangeFacts, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedProbe,
+                                                FeedSampleBounds)
 from cache_invalidator.cli.errors import CosmosUnavailable
 from cache_invalidator.cli.report import Section
 from cache_invalidator.lease_watch import WatchRun
@@ -220,16 +221,31 @@ def test_the_sample_names_its_cost_and_the_cluster_ids_it_saw_with_counts():
     assert "_clusterId of the changes of 'whisks': 'eu' 2, 'us' 2; without _clusterId 1" in infos
 
 
-def test_changes_without_a_soft_delete_warn_that_controllers_may_hard_delete():
-    warnings = texts(judged([change("eu"), change("us")]), "WARNING")
-    assert len(warnings) == 1 and "the controllers may hard-delete" in warnings[0]
-    assert "whisk.cosmosdb.soft-delete-ttl (environment CONFIG_whisk_cosmosdb_softDeleteTtl)" in warnings[0]
-    assert "whisk.cosmosdb.collections.WhiskEntity.soft-delete-ttl" in warnings[0]
+def test_a_sample_without_a_soft_delete_warns_of_nothing_and_says_what_it_cannot_tell_with_both_remedies():
+    section = judged([change("eu"), change("us")])
+    (note,) = [t for t in texts(section, "") if t.startswith("no soft delete among the 2 change(s) of 'whisks'")]
+    assert texts(section, "WARNING") == []
+    assert "cannot tell whether nothing was deleted in the window or the controllers hard-delete" in note
+    assert "whisk.cosmosdb.soft-delete-ttl (environment CONFIG_whisk_cosmosdb_softDeleteTtl)" in note
+    assert "whisk.cosmosdb.collections.WhiskEntity.soft-delete-ttl" in note
+    assert "COSMOSDB_CHANGE_FEED_MODE=AllVersionsAndDeletes" in note
 
 
-def test_the_soft_delete_warning_of_subjects_names_the_auth_store():
-    warnings = texts(judged([change("eu")], store="WhiskAuth"), "WARNING")
-    assert "CONFIG_whisk_cosmosdb_collections_WhiskAuth_softDeleteTtl" in warnings[0]
+def test_twenty_subject_changes_none_deleted_on_a_right_deployment_give_no_warning():
+    """Subjects are rarely deleted: such a window is every healthy deployment's, and no evidence of hard deletes."""
+    section = judged([change("eu", ts=NOW - 60 - i) for i in range(20)], store="WhiskAuth")
+    assert texts(section, "WARNING") == [] and texts(section, "PROBLEM") == []
+    assert any("CONFIG_whisk_cosmosdb_collections_WhiskAuth_softDeleteTtl" in t for t in texts(section, ""))
+
+
+def test_with_all_versions_and_deletes_neither_missing_nor_short_lived_soft_deletes_are_a_warning():
+    section = Section("Cosmos DB")
+    changes = (change("eu"), change("us", deleted=True, ttl=600))
+    assess_change_feed(section, ChangeFeedSample("whisks", NOW - 3600, changes, 2, 1.0), "WhiskEntity", "eu", BOUNDS,
+                       DAY, "AllVersionsAndDeletes")
+    assert texts(section, "WARNING") == []
+    assert ("deletes of 'whisks' reach the other regions through the all-versions-and-deletes feed, hard or soft "
+            "(1 soft delete(s) in this sample)") in texts(section, "")
 
 
 def test_soft_deletes_with_a_short_ttl_are_a_warning_naming_the_shortest():
@@ -338,15 +354,18 @@ def test_the_watch_table_has_a_row_per_region_and_container():
 
     run = WatchRun("eu", [RegionFinding("eu", "whisks", "healthy", "eu-whisks", leases=4, owners=("host-1",),
                                         renewed_seconds_ago=3.0, oldest_checkpoint=12, pending_changes=0,
-                                        oldest_pending_seconds=0.0),
-                          RegionFinding("us", "whisks", "stale", "us-whisks", leases=4, owners=("host-2",),
-                                        renewed_seconds_ago=600.0, reason="leases last renewed 600 s ago")],
+                                        oldest_pending_seconds=0.0, mode="LatestVersion"),
+                          RegionFinding("us", "whisks", "stale", "us-whisks-avad", leases=4, owners=("host-2",),
+                                        renewed_seconds_ago=600.0, reason="leases last renewed 600 s ago",
+                                        mode="AllVersionsAndDeletes")],
                    request_charge=12.0, requests=12, duration_ms=30)
     section = watch_table(run)
     assert [(f.status, f.text) for f in section.findings] == [
-        ("", "region  container  status   leases  owners  renewed     checkpoint  pending  oldest pending"),
-        ("ok", "eu      whisks     healthy  4       host-1  3 s ago     lsn 12      0        0 s"),
-        ("WARNING", "us      whisks     stale    4       host-2  10 min ago  -           -        -\n"
+        ("", "region  container  mode                   status   leases  owners  renewed     checkpoint  pending  "
+             "oldest pending"),
+        ("ok", "eu      whisks     LatestVersion          healthy  4       host-1  3 s ago     lsn 12      0        0 s"),
+        ("WARNING", "us      whisks     AllVersionsAndDeletes  stale    4       host-2  10 min ago  -           -        "
+                    "-\n"
                     "leases last renewed 600 s ago"),
         ("", "12 request(s), 12 RU, 30 ms")]
 
@@ -356,3 +375,62 @@ def test_leases_the_watch_cannot_read_are_a_problem():
 
     section = watch_table(WatchRun("eu", [RegionFinding("*", "*", "unreadable", reason="lease container gone")]))
     assert texts(section, "PROBLEM") == ["the leases could not be read: lease container gone"]
+
+
+# -- the all-versions-and-deletes feed: served or refused, and leases of either mode -------------------
+
+
+def test_an_account_serving_the_all_versions_and_deletes_feed_is_ok():
+    section = Section("Cosmos DB")
+    assess_all_versions_feed(section, FeedProbe("whisks", True, request_charge=4.0))
+    assert texts(section, "ok") == ["the account serves the all-versions-and-deletes change feed of 'whisks' "
+                                    "(read from now, 4 RU)"]
+
+
+def test_an_account_refusing_the_all_versions_and_deletes_feed_is_a_problem_naming_backup_and_the_feature():
+    section = Section("Cosmos DB")
+    assess_all_versions_feed(section, FeedProbe("subjects", False, 400, "Full fidelity change feed is not enabled"))
+    (problem,) = texts(section, "PROBLEM")
+    assert problem.startswith("the account refuses the all-versions-and-deletes change feed of 'subjects' "
+                              "(400: Full fidelity change feed is not enabled)")
+    assert "continuous backup" in problem and "all-versions-and-deletes feature" in problem
+
+
+def mode_lease(prefix, container, mode, token="0", ts=NOW - 10):
+    return {**lease(prefix, container, token, ts=ts), "Mode": mode}
+
+
+def test_leases_under_this_regions_prefix_recording_the_other_mode_are_a_problem():
+    leases = [mode_lease("eu-whisks-avad", "whisks", "Incremental Feed"),
+              mode_lease("eu-subjects-avad", "subjects", "Full-Fidelity Feed")]
+    section = assess(facts(leases), CLUSTER_ID="eu", COSMOSDB_CHANGE_FEED_MODE="AllVersionsAndDeletes")
+    (problem,) = texts(section, "PROBLEM")
+    assert problem.startswith("1 of the 1 lease(s) for 'whisks' (lease prefix 'eu-whisks-avad') record another change "
+                              "feed mode than COSMOSDB_CHANGE_FEED_MODE=AllVersionsAndDeletes")
+    assert "Switching ChangeFeedMode" in problem
+
+
+def test_this_regions_leases_of_the_other_mode_still_renewed_are_a_warning():
+    leases = [mode_lease("eu-whisks", "whisks", "Incremental Feed"), mode_lease("eu-whisks-avad", "whisks",
+                                                                               "Full-Fidelity Feed"),
+              mode_lease("eu-subjects-avad", "subjects", "Full-Fidelity Feed")]
+    section = assess(facts(leases), CLUSTER_ID="eu", COSMOSDB_CHANGE_FEED_MODE="AllVersionsAndDeletes")
+    (warning,) = texts(section, "WARNING")
+    assert warning.startswith("1 lease(s) of the LatestVersion feed of 'whisks' under this region's prefix 'eu-whisks', "
+                              "last renewed 10 s ago, while COSMOSDB_CHANGE_FEED_MODE=AllVersionsAndDeletes: an app of "
+                              "this region still reads that feed")
+
+
+def test_this_regions_leases_of_the_other_mode_left_unrenewed_are_information():
+    leases = [mode_lease("eu-whisks", "whisks", "Full-Fidelity Feed"), lease("eu-whisks", "whisks", "1"),
+              lease("eu-subjects", "subjects"), lease("eu-whisks-avad", "whisks", ts=NOW - 3600)]
+    section = assess(facts(leases), CLUSTER_ID="eu")
+    assert texts(section, "WARNING") == [] and texts(section, "PROBLEM") == [
+        "1 of the 2 lease(s) for 'whisks' (lease prefix 'eu-whisks') record another change feed mode than "
+        "COSMOSDB_CHANGE_FEED_MODE=LatestVersion: the change feed processor refuses to start on them (\"Switching "
+        "ChangeFeedMode ... is not allowed\"). Delete them, or set the mode they record (docs/DEPLOY.md, moving a "
+        "region between modes)"]
+    assert ("1 lease(s) of the AllVersionsAndDeletes feed of 'whisks' under this region's prefix 'eu-whisks-avad', "
+            "last renewed 60 min ago, while COSMOSDB_CHANGE_FEED_MODE=LatestVersion: left from the other mode, and "
+            "read as a stale region by the lease watch; delete them once the move is done (docs/DEPLOY.md)"
+            ) in texts(section, "")

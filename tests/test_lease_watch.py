@@ -8,6 +8,8 @@ import base64
 import json
 import logging
 
+import pytest
+
 from cache_invalidator.lease_watch import (
     BEHIND, HEALTHY, MISSING, STALE, Lease, PendingWork, RegionFinding, WatchRun, database_rid_of, estimate, etag_lsn,
     judge, lease_prefix_of, read_lease, region_of, report, session_lsn,
@@ -177,17 +179,19 @@ def test_an_expected_region_without_leases_is_missing():
 
 def test_the_watch_line_has_the_fields_in_text_and_record_at_the_findings_level(caplog):
     run = WatchRun("eu", [RegionFinding("us", "whisks", STALE, "us-whisks", leases=2, owners=("h",),
-                                        renewed_seconds_ago=130.0, reason="leases last renewed 130 s ago"),
-                          RegionFinding("eu", "whisks", HEALTHY, "eu-whisks", leases=1, owners=("h",))],
+                                        renewed_seconds_ago=130.0, reason="leases last renewed 130 s ago",
+                                        mode="LatestVersion"),
+                          RegionFinding("eu", "whisks", HEALTHY, "eu-whisks-avad", leases=1, owners=("h",),
+                                        mode="AllVersionsAndDeletes")],
                    request_charge=12.0, duration_ms=21.25)
     with caplog.at_level(logging.INFO, logger="cache_invalidator"):
         report(run)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("WARNING", "Lease watch watcher=eu region=us container=whisks status=stale leases=2 owners=1 unowned=0 "
+        ("WARNING", "Lease watch watcher=eu region=us container=whisks mode=LatestVersion status=stale leases=2 owners=1 unowned=0 "
                     "renewed_seconds_ago=130.0 oldest_checkpoint=None unchecked_leases=0 pending_changes=None "
                     "oldest_pending_seconds=None request_charge=12.0 duration_ms=21.2 "
                     "reason=leases last renewed 130 s ago"),
-        ("INFO", "Lease watch watcher=eu region=eu container=whisks status=healthy leases=1 owners=1 unowned=0 "
+        ("INFO", "Lease watch watcher=eu region=eu container=whisks mode=AllVersionsAndDeletes status=healthy leases=1 owners=1 unowned=0 "
                  "renewed_seconds_ago=None oldest_checkpoint=None unchecked_leases=0 pending_changes=None "
                  "oldest_pending_seconds=None request_charge=12.0 duration_ms=21.2 reason=-")]
     assert (caplog.records[0].region, caplog.records[0].status, caplog.records[0].renewed_seconds_ago) == (
@@ -213,3 +217,56 @@ def test_leases_left_unestimated_are_named_in_the_reason():
     assert [(f.status, f.pending_changes, f.reason) for f in found] == [
         (HEALTHY, 2, "1 of 2 lease(s) not estimated (LEASE_WATCH_TIMEOUT_SECONDS, or a continuation the account "
                      "refused)")]
+
+
+# -- the all-versions-and-deletes feed's leases ---------------------------------------------------
+
+
+def test_a_prefix_of_the_all_versions_and_deletes_feed_names_its_region_and_mode():
+    from cache_invalidator.lease_watch import NO_CLUSTER, prefix_mode
+
+    assert [(region_of(p, "whisks"), prefix_mode(p)) for p in ("eu-whisks-avad", "whisks-avad", "eu-whisks")] == [
+        ("eu", "AllVersionsAndDeletes"), (NO_CLUSTER, "AllVersionsAndDeletes"), ("eu", "LatestVersion")]
+
+
+@pytest.mark.parametrize("document, mode", [
+    ({"id": "x", "LeaseToken": "0"}, "LatestVersion"),
+    ({"id": "x", "LeaseToken": "0", "Mode": "Incremental Feed"}, "LatestVersion"),
+    ({"id": "x", "LeaseToken": "0", "Mode": "Full-Fidelity Feed"}, "AllVersionsAndDeletes"),
+    ({"id": "x", "version": 1, "feedRange": {}, "ContinuationToken": None}, None),
+    ({"id": "x", "version": 1, "feedRange": {},
+      "ContinuationToken": base64.b64encode(b'{"V":1,"Mode":"FULL_FIDELITY"}').decode()}, "AllVersionsAndDeletes"),
+    ({"id": "x", "version": 1, "feedRange": {},
+      "ContinuationToken": base64.b64encode(b'{"V":1,"Mode":"INCREMENTAL"}').decode()}, "LatestVersion"),
+], ids=[".NET without Mode", ".NET incremental", ".NET full fidelity", "Java before its first continuation",
+        "Java full fidelity", "Java incremental"])
+def test_a_lease_records_its_mode_as_its_processor_writes_it(document, mode):
+    from cache_invalidator.lease_watch import lease_mode
+
+    assert lease_mode(document) == mode
+
+
+def test_a_regions_leases_of_each_mode_are_judged_apart():
+    found = judge({"whisks": {"eu-whisks": [lease("a", renewed_ago=600)], "eu-whisks-avad": [lease("b")]}}, {},
+                  ["whisks"], SETTINGS, NOW)
+    assert [(f.region, f.mode, f.status, f.lease_prefix) for f in found] == [
+        ("eu", "AllVersionsAndDeletes", HEALTHY, "eu-whisks-avad"), ("eu", "LatestVersion", STALE, "eu-whisks")]
+
+
+def test_an_expected_region_with_leases_of_either_mode_is_not_missing():
+    settings = WatchSettings(expected_regions=("eu", "us"))
+    found = judge({"whisks": {"eu-whisks-avad": [lease("b")]}}, {}, ["whisks"], settings, NOW)
+    assert [(f.region, f.mode, f.status) for f in found] == [("eu", "AllVersionsAndDeletes", HEALTHY),
+                                                             ("us", None, MISSING)]
+
+
+def test_an_all_versions_and_deletes_change_is_estimated_from_its_metadata():
+    change = {"current": None, "metadata": {"lsn": 15, "crts": 1234.5, "operationType": "delete", "id": "a"}}
+    assert estimate("0:-1#20", change, '"14"') == PendingWork(6, 1234.5)
+
+
+def test_a_lease_whose_feed_was_refused_says_why_it_is_not_estimated():
+    found = judge({"whisks": {"eu-whisks-avad": [lease("a"), lease("b")]}}, {"a": PendingWork(0)}, ["whisks"],
+                  SETTINGS, NOW, refused={"b": "the account refused to read the all-versions-and-deletes feed (400)"})
+    assert found[0].reason == ("1 of 2 lease(s) not estimated (the account refused to read the "
+                               "all-versions-and-deletes feed (400))")

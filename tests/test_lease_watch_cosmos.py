@@ -251,7 +251,57 @@ def test_check_shows_the_watchs_table_with_the_stale_region(cosmos_emulator, dat
     settings = settings_of(cosmos_emulator, database, "westeurope", KAFKA_HOSTS="127.0.0.1:9092")
     code = main(["check", "--no-kafka"], environ=settings, stdout=out, stderr=err)
     table = out.getvalue().split("Lease watch (every region's leases)\n", 1)[1]
-    rows = [line.split()[:4] for line in table.splitlines() if line.strip().startswith(("ok", "WARNING"))]
+    rows = [line.split()[:3] + line.split()[4:5] for line in table.splitlines()
+                if line.strip().startswith(("ok", "WARNING"))]
     assert (code, rows) == (0, [["WARNING", "eastus", "whisks", "stale"], ["ok", "westeurope", "whisks", "healthy"],
                                 ["WARNING", "eastus", "subjects", "stale"], ["ok", "westeurope", "subjects", "healthy"]]
                             ), out.getvalue()
+
+
+def all_versions_now(container):
+    """A continuation for write_leases: the etag a read of the range's all-versions-and-deletes feed from now returns,
+    `"<lsn>"` as the service writes it, which is what that feed's processor checkpoints."""
+    from tests.lease_documents import feed_range_of
+
+    def etag(bounds):
+        headers = []
+        hook = lambda response: headers.append(dict(response.http_response.headers))  # noqa: E731
+        list(container.query_items_change_feed(feed_range=feed_range_of(bounds), mode="AllVersionsAndDeletes",
+                                               start_time="Now", raw_response_hook=hook))
+        return headers[-1]["etag"]
+    return etag
+
+
+def test_a_regions_all_versions_and_deletes_leases_are_read_in_their_mode_and_estimated(cosmos_emulator, database,
+                                                                                         caplog):
+    whisks = database.get_container_client("whisks")
+    write_leases(database, "whisks", "eastus-whisks-avad", cosmos_emulator.endpoint, ["eastus-host"],
+                 continuation=all_versions_now(whisks), mode="Full-Fidelity Feed")
+    write_documents(database, "whisks", 20)
+    whisks.delete_item("guest|whisks-0", partition_key="guest|whisks-0")  # a hard delete is pending too
+    write_leases(database, "whisks", "westeurope-whisks-avad", cosmos_emulator.endpoint, ["westeurope-host"],
+                 continuation=all_versions_now(whisks), mode="Full-Fidelity Feed")
+    first_written = min(doc["_ts"] for doc in whisks.read_all_items())
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch_of(settings_of(cosmos_emulator, database, "westeurope")).run()
+    found = {(r.region, r.container): r for *_, r in lines(caplog)}
+    eastus, westeurope = found["eastus", "whisks"], found["westeurope", "whisks"]
+    assert (eastus.mode, eastus.status, eastus.pending_changes, westeurope.pending_changes) == (
+        "AllVersionsAndDeletes", "healthy", 21, 0), eastus.getMessage()
+    assert eastus.oldest_pending_seconds >= time.time() - first_written - 2
+    assert " mode=AllVersionsAndDeletes " in eastus.getMessage()
+
+
+def test_all_versions_and_deletes_leases_the_account_refuses_say_why_they_are_not_estimated(
+        cosmos_emulator_without_avad, cosmos_database_without_avad, caplog):
+    database = cosmos_database_without_avad
+    for name in ("whisks", "subjects", LEASES):
+        database.create_container(name, partition_key=PartitionKey(path="/id"))
+    write_leases(database, "whisks", "eastus-whisks-avad", cosmos_emulator_without_avad.endpoint, ["eastus-host"],
+                 continuation='"3"', mode="Full-Fidelity Feed")
+    with caplog.at_level(logging.INFO, logger="cache_invalidator"):
+        watch_of(settings_of(cosmos_emulator_without_avad, database, "westeurope")).run()
+    (eastus,) = [r for *_, r in lines(caplog) if r.region == "eastus"]
+    assert (eastus.pending_changes, eastus.reason.startswith(
+        "4 of 4 lease(s) not estimated (the account refused the all-versions-and-deletes read (400: ")) == (
+        None, True), eastus.reason

@@ -146,6 +146,21 @@ def test_unpacked_package_indexes_the_three_functions_in_a_clean_interpreter(unp
     assert prefixes == {"invalidate_whisks": "westeurope-whisks", "invalidate_subjects": "westeurope-subjects"}
 
 
+def test_unpacked_package_writes_the_change_feed_mode_into_both_triggers(unpacked):
+    python = _interpreter(PYTHON_VERSION)
+    if python is None:
+        pytest.skip(f"no Python {PYTHON_VERSION} interpreter on PATH or under pyenv; the package is built for it")
+    settings = {"COSMOSDB_NAME": "openwhisk", "COSMOSDB__accountEndpoint": "https://account.documents.azure.com:443/",
+                "CLUSTER_ID": "westeurope", "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes"}
+    result = subprocess.run([python, "-I", "-S", "-c", INDEX_APP, str(unpacked)], env=settings, cwd=unpacked,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    found = {name: (trigger["changeFeedMode"], trigger["leaseContainerPrefix"])
+             for name, trigger in json.loads(result.stdout)["triggers"].items() if trigger["type"] == "cosmosDBTrigger"}
+    assert found == {"invalidate_whisks": ("AllVersionsAndDeletes", "westeurope-whisks-avad"),
+                     "invalidate_subjects": ("AllVersionsAndDeletes", "westeurope-subjects-avad")}
+
+
 # Runs in the clean interpreter: what the packaged Kafka client's build can do, and the app's error for GSSAPI.
 ASK_THE_KAFKA_CLIENT = r"""
 import json, sys
@@ -228,6 +243,16 @@ def test_package_for_3_13_holds_the_worker_runtime_the_runtime_suite_tests(packa
     with zipfile.ZipFile(package) as archive:
         pins, distributions = _packaged_requirements(archive), _packaged_distributions(archive)
     assert pins["azure-functions-runtime"] == distributions["azure-functions-runtime"] == _runtime_suite_pin()
+
+
+def test_package_for_3_13_holds_azure_functions_2_the_version_the_runtime_suite_tests(package):
+    """azure-functions 1.26 refuses Python 3.13, so 1.x would be 1.25.0 for ever; 2.x is the library for 3.13."""
+    assert PYTHON_VERSION == "3.13"
+    pinned = re.search(r"^azure-functions==([0-9][^\s;#]*)", (ROOT / "devhost" / "requirements.txt").read_text(),
+                       re.M).group(1)
+    with zipfile.ZipFile(package) as archive:
+        version = _packaged_distributions(archive)["azure-functions"]
+    assert (version.split(".")[0], version) == ("2", pinned)
 
 
 # Files a checkout holds besides the tracked ones, after scripts/test and scripts/run-local.

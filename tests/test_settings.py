@@ -243,3 +243,43 @@ def test_the_lease_watch_schedule_has_six_fields():
     assert (watch_schedule({}), watch_schedule({"LEASE_WATCH_SCHEDULE": " 0  */5 * * * * "})) == (
         "0 */1 * * * *", "0 */5 * * * *")
     assert error_for({"LEASE_WATCH_SCHEDULE": "*/5 * * * *"}, watch_schedule).setting == "LEASE_WATCH_SCHEDULE"
+
+
+def test_change_feed_mode_defaults_to_latest_version_with_the_usual_prefixes():
+    trigger = TriggerSettings.from_env({**COSMOS, "CLUSTER_ID": "eastus"})
+    assert (trigger.change_feed_mode, trigger.lease_prefix("whisks")) == ("LatestVersion", "eastus-whisks")
+
+
+def test_all_versions_and_deletes_has_lease_prefixes_of_its_own():
+    trigger = TriggerSettings.from_env({**COSMOS, "CLUSTER_ID": "eastus", "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes"})
+    assert (trigger.lease_prefix("whisks"), trigger.lease_prefix("subjects")) == ("eastus-whisks-avad", "eastus-subjects-avad")
+
+
+def test_all_versions_and_deletes_without_a_cluster_id_suffixes_the_container_name():
+    trigger = TriggerSettings.from_env({**COSMOS, "COSMOSDB_CHANGE_FEED_MODE": "allversionsanddeletes"})
+    assert (trigger.change_feed_mode, trigger.lease_prefix("whisks")) == ("AllVersionsAndDeletes", "whisks-avad")
+
+
+def test_an_unknown_change_feed_mode_is_named():
+    error = error_for({**COSMOS, "COSMOSDB_CHANGE_FEED_MODE": "Incremental"}, TriggerSettings.from_env)
+    assert (error.setting, "LatestVersion or AllVersionsAndDeletes" in str(error)) == ("COSMOSDB_CHANGE_FEED_MODE", True)
+
+
+@pytest.mark.parametrize("start", [{"COSMOSDB_START_FROM_BEGINNING": "true"},
+                                   {"COSMOSDB_START_FROM_TIME": "2026-05-01T10:00:00Z"}], ids=["beginning", "time"])
+def test_all_versions_and_deletes_refuses_a_start_option_naming_both_settings(start):
+    error = error_for({**COSMOS, **start, "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes"}, TriggerSettings.from_env)
+    (name,) = start
+    assert (error.setting, f"setting {name}: is set together with COSMOSDB_CHANGE_FEED_MODE=AllVersionsAndDeletes"
+            in str(error)) == (name, True)
+
+
+def test_all_versions_and_deletes_accepts_a_start_from_the_beginning_turned_off():
+    trigger = TriggerSettings.from_env({**COSMOS, "COSMOSDB_START_FROM_BEGINNING": "false",
+                                        "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes"})
+    assert (trigger.start_from_beginning, trigger.start_from_time) == (False, None)
+
+
+def test_a_local_runs_all_versions_and_deletes_prefixes_are_its_own_too():
+    trigger = TriggerSettings.from_env({**COSMOS, "LOCAL_RUN_NAME": "alice", "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes"})
+    assert trigger.lease_prefix("whisks") == "local.alice.whisks-avad"

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from cache_invalidator.translation import ContainerKind, translate
+from cache_invalidator.envelope import unwrap
+from cache_invalidator.translation import ContainerKind, Deletion, FeedVersion, UnreadableChange, translate
 from tests.vector_cases import CASES, case_id
 
 
@@ -25,7 +26,7 @@ def main_ids(batch):
 def test_vector_translates_to_its_exact_messages(case):
     settings = case["settings"]
     batch = run(
-        case["documents"],
+        unwrap(case["documents"]).changes,
         ContainerKind(case["container"]),
         cluster_id=settings.get("CLUSTER_ID"),
         invalidate_auth_keys=settings.get("INVALIDATE_AUTH_KEYS") == "true",
@@ -141,3 +142,69 @@ def test_document_count_includes_poison_and_own_cluster():
 
 def test_a_ts_that_is_no_unsigned_64_bit_number_is_no_timestamp():
     assert run([{"id": "a", "_ts": -1}, {"id": "b", "_ts": 2**64}, {"id": "c", "_ts": 1.5}]).newest_timestamp is None
+
+
+# -- the all-versions-and-deletes feed's changes, as envelope.py unwraps them --------------------
+
+
+def test_a_feed_version_is_its_document_with_the_cluster_filter():
+    batch = run([FeedVersion({"id": "guest|a", "_clusterId": "westeurope"}, 1.0),
+                 FeedVersion({"id": "guest|b", "_clusterId": "eastus"}, 2.0)], cluster_id="westeurope")
+    assert (main_ids(batch), batch.own_cluster) == (["guest/b"], 1)
+
+
+def test_a_deletion_is_invalidated_by_its_id_whatever_the_cluster():
+    batch = run([Deletion("guest|pkg|hello", None, 1.0)], cluster_id="westeurope")
+    assert (main_ids(batch), batch.own_cluster) == (["guest/pkg/hello"], 0)
+
+
+def test_a_deleted_subject_without_a_previous_image_yields_its_id_alone():
+    assert main_ids(run([Deletion("alice", None, 1.0)], ContainerKind.SUBJECTS)) == ["alice"]
+
+
+def test_a_deleted_subject_yields_the_namespace_names_of_its_previous_image():
+    previous = {"id": "alice", "namespaces": [{"name": "alice"}, {"name": "team"}, {"uuid": "u"}]}
+    batch = run([Deletion("alice", previous, 1.0)], ContainerKind.SUBJECTS)
+    assert (main_ids(batch), [entry.reason for entry in batch.skipped_namespaces]) == (
+        ["alice", "team"], ["it has no string name"])
+
+
+def test_a_deleted_limits_document_invalidates_its_namespace_without_a_previous_image():
+    assert main_ids(run([Deletion("guest|limits", None, 1.0)], ContainerKind.SUBJECTS)) == ["guest/limits", "guest"]
+
+
+def test_a_deleted_subjects_auth_keys_come_from_its_previous_image_when_asked_for():
+    previous = {"id": "alice", "namespaces": [{"name": "alice", "uuid": "u1", "key": "k1"}]}
+    batch = run([Deletion("alice", previous, 1.0)], ContainerKind.SUBJECTS, invalidate_auth_keys=True)
+    assert [json.loads(i.value)["key"] for i in batch.invalidations] == [
+        {"mainId": "alice"}, {"mainId": "u1", "secondaryId": "k1"}]
+
+
+def test_a_deletion_of_a_whisks_document_ignores_a_previous_images_namespaces():
+    assert main_ids(run([Deletion("guest|a", {"namespaces": [{"name": "x"}]}, 1.0)])) == ["guest/a"]
+
+
+@pytest.mark.parametrize("doc_id, reason", [
+    (None, "a delete without metadata.id"),
+    (7, "a delete whose metadata.id is a number, not a string"),
+    ("", "a delete whose metadata.id is empty"),
+    ("guest/a", "a delete whose metadata.id contains '/', which an escaped OpenWhisk id never does"),
+    ("\ud800", "a delete whose metadata.id is not valid Unicode (a lone surrogate)"),
+])
+def test_a_deletion_whose_id_names_no_cache_entry_is_poison_with_its_reason(doc_id, reason):
+    batch = run([Deletion(doc_id, None, 1.0), {"id": "guest|b"}])
+    assert (batch.poison[0].position, batch.poison[0].reason, main_ids(batch)) == (0, reason, ["guest/b"])
+
+
+def test_an_unreadable_change_is_poison_with_its_reason():
+    batch = run([UnreadableChange("its metadata is not an object")])
+    assert [(p.position, p.reason) for p in batch.poison] == [(0, "its metadata is not an object")]
+
+
+def test_the_newest_timestamp_of_feed_changes_is_their_crts_not_the_documents_ts():
+    batch = run([FeedVersion({"id": "a", "_ts": 5}, 1719000000.5), Deletion("b", None, 1719000001.25)])
+    assert batch.newest_timestamp == 1719000001.25
+
+
+def test_a_deleted_document_is_counted_among_the_batchs_documents():
+    assert run([Deletion("a", None, None), FeedVersion({"id": "b"}, None)]).documents == 2

@@ -158,3 +158,27 @@ def test_loading_the_app_does_not_import_azure_cosmos(monkeypatch):
                             "'cache_invalidator.lease_watch'))))"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert (probe.returncode, probe.stdout.strip()) == (0, "[]"), probe.stderr
+
+
+def test_latest_version_mode_writes_no_change_feed_mode_into_the_binding(monkeypatch):
+    """The default mode's metadata is what it always was: an extension older than 4.16 does not know the property."""
+    assert ["changeFeedMode" in t for t in triggers(monkeypatch, COSMOSDB_CHANGE_FEED_MODE="LatestVersion").values()] \
+        == [False, False]
+
+
+def test_all_versions_and_deletes_reaches_both_triggers(monkeypatch):
+    found = triggers(monkeypatch, COSMOSDB_CHANGE_FEED_MODE="AllVersionsAndDeletes")
+    assert {name: t["changeFeedMode"] for name, t in found.items()} == {
+        "invalidate_whisks": "AllVersionsAndDeletes", "invalidate_subjects": "AllVersionsAndDeletes"}
+
+
+def test_all_versions_and_deletes_reads_under_lease_prefixes_of_its_own(monkeypatch):
+    found = triggers(monkeypatch, COSMOSDB_CHANGE_FEED_MODE="AllVersionsAndDeletes", CLUSTER_ID="westeurope")
+    assert {name: t["leaseContainerPrefix"] for name, t in found.items()} == {
+        "invalidate_whisks": "westeurope-whisks-avad", "invalidate_subjects": "westeurope-subjects-avad"}
+
+
+def test_indexing_refuses_all_versions_and_deletes_with_a_start_from_the_beginning(monkeypatch):
+    with pytest.raises(SettingsError, match="COSMOSDB_START_FROM_BEGINNING.*COSMOSDB_CHANGE_FEED_MODE"):
+        load_function_app(monkeypatch, {**BASE_SETTINGS, "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes",
+                                        "COSMOSDB_START_FROM_BEGINNING": "true"})

@@ -18,10 +18,13 @@ from urllib.parse import urlparse
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
 
+from ..lease_watch import lease_mode
 from ..producer import client_rejection, setting_hint as kafka_hint
-from ..settings import KafkaSettings, Secret, Settings, SettingsError, TriggerSettings
+from ..settings import (ALL_VERSIONS_AND_DELETES, ALL_VERSIONS_LEASE_SUFFIX, LATEST_VERSION, KafkaSettings, Secret,
+                        Settings, SettingsError, TriggerSettings)
 from .appsettings import key_vault_reference_problem, key_vault_references
-from .cosmos_facts import DEFAULT_MIN_SOFT_DELETE_TTL, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds
+from .cosmos_facts import (DEFAULT_MIN_SOFT_DELETE_TTL, ChangeFeedSample, ContainerFacts, CosmosFacts, FeedProbe,
+                           FeedSampleBounds)
 from .errors import CosmosUnavailable
 from .report import Report, Section, parse_connection_string, redacted_connection_string, secret_values
 
@@ -161,6 +164,7 @@ def settings_section(report: Report, env: Mapping[str, str], parsed: ParsedSetti
             ("COSMOSDB_CREATE_LEASE_CONTAINER", _flag(trigger.create_lease_container)),
             ("COSMOSDB_START_FROM_BEGINNING", _flag(trigger.start_from_beginning)),
             ("COSMOSDB_START_FROM_TIME", trigger.start_from_time or "(none: from now)"),
+            ("COSMOSDB_CHANGE_FEED_MODE", trigger.change_feed_mode),
             ("COSMOSDB_PREFERRED_LOCATIONS", trigger.preferred_locations or "(the account's)"),
             ("COSMOSDB_MAX_ITEMS_PER_INVOCATION", str(trigger.max_items_per_invocation)),
             ("COSMOSDB_FEED_POLL_DELAY_MS", str(trigger.feed_poll_delay_ms)),
@@ -291,6 +295,7 @@ def cosmos_section(
     sample: Optional[FeedSampleBounds] = None,
     min_soft_delete_ttl: int = 0,
     sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]] = None,
+    prober: Optional[Callable[..., Mapping[str, FeedProbe]]] = None,
     references: Sequence[str] = (),
 ) -> Optional[CosmosFacts]:
     """The Cosmos DB findings; returns what was read, None when nothing could be."""
@@ -313,6 +318,8 @@ def cosmos_section(
         section.problem(str(exc))
         return None
     assess_cosmos(section, facts, trigger, cluster_id, now=time.time())
+    if trigger.all_versions_and_deletes and facts.database_exists:
+        probe_section(section, env, trigger, timeout, prober)
     if sample is not None and facts.database_exists:
         sample_section(section, env, trigger, cluster_id, timeout, sample, min_soft_delete_ttl, sampler)
     return facts
@@ -375,6 +382,8 @@ class _LeaseGroup:
     owners: set = dataclasses.field(default_factory=set)
     unowned: int = 0
     newest: Optional[int] = None
+    # The change feed mode each lease records (lease_watch.lease_mode), counted; None: not recorded yet.
+    modes: dict = dataclasses.field(default_factory=dict)
 
 
 def assess_leases(section: Section, leases: list[Mapping], container: ContainerFacts, trigger: TriggerSettings,
@@ -414,6 +423,8 @@ def assess_leases(section: Section, leases: list[Mapping], container: ContainerF
             ts = document.get("_ts")
             if isinstance(ts, int) and (group.newest is None or ts > group.newest):
                 group.newest = ts
+            mode = lease_mode(document)
+            group.modes[mode] = group.modes.get(mode, 0) + 1
 
     ours = groups.pop(prefix, None)
     label = f"{container.name!r} (lease prefix {prefix!r})"
@@ -437,6 +448,13 @@ def assess_leases(section: Section, leases: list[Mapping], container: ContainerF
             section.warning(
                 f"the leases for {label} were not renewed for {_age(age)}: is the Function App running?"
             )
+        assess_lease_modes(section, ours, label, trigger.change_feed_mode)
+    other_mode = ALL_VERSIONS_AND_DELETES if trigger.change_feed_mode == LATEST_VERSION else LATEST_VERSION
+    other_prefix = dataclasses.replace(trigger, change_feed_mode=other_mode).lease_prefix(container.name)
+    left = groups.pop(other_prefix, None)
+    if left is not None and left.leases:
+        assess_other_mode_leases(section, left, container.name, other_prefix, other_mode, trigger.change_feed_mode,
+                                 now)
 
     others = {name: group for name, group in groups.items() if group.leases or group.documents}
     if others:
@@ -444,6 +462,8 @@ def assess_leases(section: Section, leases: list[Mapping], container: ContainerF
         section.info(f"other deployments read {container.name!r} too, with lease prefixes {listed}")
     suffix = f"-{container.name}"
     for name in sorted(others if cluster_id else ()):
+        if name.endswith(ALL_VERSIONS_LEASE_SUFFIX):
+            name = name[:-len(ALL_VERSIONS_LEASE_SUFFIX)]
         if name == container.name:
             other_cluster = None
         elif name.endswith(suffix):
@@ -474,6 +494,40 @@ def assess_leases(section: Section, leases: list[Mapping], container: ContainerF
             )
         else:
             section.info(f"{group.leases} lease(s) {head!r}... read {container.name!r} through another endpoint")
+
+
+# The processors' refusal to read a lease in another mode than it records: the .NET SDK's
+# DocumentServiceLeaseManager.VerifyChangeFeedProcessorMode ("Switching ChangeFeedMode ... is not allowed"),
+# checked against the first lease of the prefix when the processor starts.
+_MODE_REFUSAL = "the change feed processor refuses to start on them (\"Switching ChangeFeedMode ... is not allowed\")"
+
+
+def assess_lease_modes(section: Section, group: _LeaseGroup, label: str, mode: str) -> None:
+    """This deployment's leases must record its COSMOSDB_CHANGE_FEED_MODE, or the trigger never starts."""
+    other = sum(count for recorded, count in group.modes.items() if recorded not in (mode, None))
+    if other:
+        section.problem(
+            f"{other} of the {group.leases} lease(s) for {label} record another change feed mode than "
+            f"COSMOSDB_CHANGE_FEED_MODE={mode}: {_MODE_REFUSAL}. Delete them, or set the mode they record "
+            f"(docs/DEPLOY.md, moving a region between modes)")
+    elif mode == ALL_VERSIONS_AND_DELETES and group.modes.get(None):
+        section.info(f"{group.modes[None]} lease(s) for {label} record no mode yet (a Java processor's lease before "
+                     f"its first checkpoint)")
+
+
+def assess_other_mode_leases(section: Section, group: _LeaseGroup, container: str, prefix: str, mode: str,
+                             configured: str, now: float) -> None:
+    """This region's leases of the mode it does not read: left from before a move between modes, or still running."""
+    age = None if group.newest is None else max(0, int(now - group.newest))
+    renewed = f", last renewed {_age(age)} ago" if age is not None else ""
+    text = (f"{group.leases} lease(s) of the {mode} feed of {container!r} under this region's prefix {prefix!r}"
+            f"{renewed}, while COSMOSDB_CHANGE_FEED_MODE={configured}")
+    if age is not None and age <= STALE_LEASE_SECONDS:
+        section.warning(f"{text}: an app of this region still reads that feed, and both send the changes they share "
+                        f"(duplicates, no loss). Stop it once this mode's leases are caught up (docs/DEPLOY.md)")
+    else:
+        section.info(f"{text}: left from the other mode, and read as a stale region by the lease watch; delete them "
+                     f"once the move is done (docs/DEPLOY.md)")
 
 
 def _age(seconds: int) -> str:
@@ -521,6 +575,34 @@ def assess_default_ttl(section: Section, container: ContainerFacts) -> None:
         )
 
 
+def probe_section(section: Section, env: Mapping[str, str], trigger: TriggerSettings, timeout: float,
+                  prober: Optional[Callable[..., Mapping[str, FeedProbe]]]) -> None:
+    """Whether the account serves each container's all-versions-and-deletes feed: one read from now of each."""
+    if prober is None:
+        from .cosmos import probe_all_versions_feeds as prober
+    try:
+        probes = prober(env, trigger, timeout=timeout)
+    except CosmosUnavailable as exc:
+        section.problem(f"reading the all-versions-and-deletes feed: {exc}")
+        return
+    for name in dict.fromkeys([trigger.whisks_container, trigger.subjects_container]):
+        if name in probes:
+            assess_all_versions_feed(section, probes[name])
+
+
+def assess_all_versions_feed(section: Section, probe: FeedProbe) -> None:
+    """COSMOSDB_CHANGE_FEED_MODE=AllVersionsAndDeletes needs an account that serves that feed."""
+    if probe.served:
+        section.ok(f"the account serves the all-versions-and-deletes change feed of {probe.container!r} "
+                   f"(read from now, {probe.request_charge:g} RU)")
+        return
+    section.problem(
+        f"the account refuses the all-versions-and-deletes change feed of {probe.container!r} "
+        f"({probe.status}: {probe.message}): COSMOSDB_CHANGE_FEED_MODE={ALL_VERSIONS_AND_DELETES} needs continuous "
+        f"backup on the account and its all-versions-and-deletes feature turned on (docs/DEPLOY.md); until then the "
+        f"triggers read nothing, or set COSMOSDB_CHANGE_FEED_MODE={LATEST_VERSION} with soft deletes")
+
+
 def sample_section(section: Section, env: Mapping[str, str], trigger: TriggerSettings, cluster_id: Optional[str],
                    timeout: float, bounds: FeedSampleBounds, min_soft_delete_ttl: int,
                    sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]]) -> None:
@@ -535,12 +617,19 @@ def sample_section(section: Section, env: Mapping[str, str], trigger: TriggerSet
     for setting, name in (("COSMOSDB_WHISKS_CONTAINER", trigger.whisks_container),
                           ("COSMOSDB_SUBJECTS_CONTAINER", trigger.subjects_container)):
         if name in samples:
-            assess_change_feed(section, samples[name], _STORES[setting], cluster_id, bounds, min_soft_delete_ttl)
+            assess_change_feed(section, samples[name], _STORES[setting], cluster_id, bounds, min_soft_delete_ttl,
+                               trigger.change_feed_mode)
 
 
 def assess_change_feed(section: Section, sample: ChangeFeedSample, store: str, cluster_id: Optional[str],
-                       bounds: FeedSampleBounds, min_soft_delete_ttl: int) -> None:
-    """Soft deletes, their ttl and `_clusterId` in one container's sample; each warning names OpenWhisk's setting."""
+                       bounds: FeedSampleBounds, min_soft_delete_ttl: int,
+                       change_feed_mode: str = LATEST_VERSION) -> None:
+    """Soft deletes, their ttl and `_clusterId` in one container's sample; each warning names OpenWhisk's setting.
+
+    Warnings are kept for evidence. A latest-version feed never shows a hard delete, so a sample without a soft
+    delete cannot tell a deployment whose controllers deleted nothing in the window from one whose controllers
+    hard-delete: that is said, with both remedies, as information.
+    """
     name, changes = sample.container, sample.changes
     bound = {"documents": f"; stopped at the {bounds.max_documents}-document bound",
              "request units": f"; stopped at the {bounds.max_request_units:g}-RU bound"}.get(sample.stopped_by, "")
@@ -562,11 +651,19 @@ def assess_change_feed(section: Section, sample: ChangeFeedSample, store: str, c
                  + (f"; without _clusterId {unstamped}" if unstamped else ""))
 
     soft_deletes = [change for change in changes if change.deleted]
-    if not soft_deletes:
-        section.warning(
-            f"no soft delete among the {len(changes)} change(s) of {name!r}: the controllers may hard-delete, and a "
-            f"hard delete never reaches the change feed, so other regions keep a deleted entity in their caches. "
-            f"Set {_soft_delete_setting(store)} on every controller (a window without any delete shows this too)"
+    if change_feed_mode == ALL_VERSIONS_AND_DELETES:
+        # Hard deletes and expiring soft deletes both reach the all-versions-and-deletes feed: neither is lost.
+        section.info(f"deletes of {name!r} reach the other regions through the all-versions-and-deletes feed, "
+                     f"hard or soft ({len(soft_deletes)} soft delete(s) in this sample)")
+        soft_deletes = []
+    elif not soft_deletes:
+        section.info(
+            f"no soft delete among the {len(changes)} change(s) of {name!r}: this cannot tell whether nothing was "
+            f"deleted in the window or the controllers hard-delete, as OpenWhisk does by default (a hard delete never "
+            f"reaches the latest-version feed, so no sample shows one). If they hard-delete, deletes reach no other "
+            f"region. Either set {_soft_delete_setting(store)} on every controller, or read the all-versions-and-"
+            f"deletes feed, which carries hard deletes (COSMOSDB_CHANGE_FEED_MODE={ALL_VERSIONS_AND_DELETES}; README, "
+            f"\"Deletes across regions\")"
         )
     short = sorted(change.ttl for change in soft_deletes if change.ttl is not None and change.ttl < min_soft_delete_ttl)
     if short:
@@ -665,7 +762,7 @@ def lease_watch_section(report: Report, env: Mapping[str, str], trigger: Optiona
     add_watch_table(section, run)
 
 
-_WATCH_COLUMNS = ("region", "container", "status", "leases", "owners", "renewed", "checkpoint", "pending",
+_WATCH_COLUMNS = ("region", "container", "mode", "status", "leases", "owners", "renewed", "checkpoint", "pending",
                   "oldest pending")
 
 
@@ -680,7 +777,7 @@ def add_watch_table(section: Section, run) -> None:
             continue
         owners = ", ".join(finding.owners[:_SHOWN_OWNERS]) + (", ..." if len(finding.owners) > _SHOWN_OWNERS else "")
         rows.append((finding, (
-            finding.region, finding.container, finding.status, str(finding.leases), owners or "-",
+            finding.region, finding.container, finding.mode or "-", finding.status, str(finding.leases), owners or "-",
             "-" if finding.renewed_seconds_ago is None else f"{_age(int(finding.renewed_seconds_ago))} ago",
             "-" if finding.oldest_checkpoint is None else f"lsn {finding.oldest_checkpoint}",
             "-" if finding.pending_changes is None else str(finding.pending_changes),
@@ -707,7 +804,8 @@ def run_check(env: Mapping[str, str], out: TextIO, *, source: str, kafka: bool =
               gather: Optional[Callable[..., CosmosFacts]] = None,
               sample: Optional[FeedSampleBounds] = None, min_soft_delete_ttl: int = DEFAULT_MIN_SOFT_DELETE_TTL,
               sampler: Optional[Callable[..., Mapping[str, ChangeFeedSample]]] = None,
-              watch_look: Optional[Callable[[], object]] = None, from_environment: tuple[str, ...] = ()) -> int:
+              watch_look: Optional[Callable[[], object]] = None, from_environment: tuple[str, ...] = (),
+              prober: Optional[Callable[..., Mapping[str, FeedProbe]]] = None) -> int:
     """Prints the report; 0 when there is no problem, else 1."""
     report = Report(f"cache-invalidator check: settings from {source}", secrets=secret_values(env))
     parsed = parse_settings(env)
@@ -718,7 +816,7 @@ def run_check(env: Mapping[str, str], out: TextIO, *, source: str, kafka: bool =
     if cosmos:
         cluster_id = parsed.trigger.cluster_id if parsed.trigger else None
         facts = cosmos_section(report, env, parsed.trigger, cluster_id, timeout, gather=gather, sample=sample,
-                               min_soft_delete_ttl=min_soft_delete_ttl, sampler=sampler,
+                               min_soft_delete_ttl=min_soft_delete_ttl, sampler=sampler, prober=prober,
                                references=parsed.references_read_by("Cosmos DB"))
         if facts is not None and facts.leases is not None:
             # Only once the lease container answered: otherwise the Cosmos DB section has said why not.

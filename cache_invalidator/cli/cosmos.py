@@ -19,7 +19,7 @@ from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFo
 
 from ..lease_watch import database_rid_of
 from ..settings import TriggerSettings
-from .cosmos_facts import (ChangeFeedSample, ContainerFacts, CosmosFacts, FeedSampleBounds, change_facts,
+from .cosmos_facts import (ChangeFeedSample, ContainerFacts, CosmosFacts, FeedProbe, FeedSampleBounds, change_facts,
                            cosmos_endpoint)
 from .errors import CosmosUnavailable
 from .replay import stop_after_until
@@ -122,8 +122,10 @@ def gather_facts(env: Mapping[str, str], trigger: TriggerSettings, *, timeout: f
             return CosmosFacts(endpoint, exists, None, containers, None)
         leases = None
         if containers[trigger.lease_container].exists:
+            # Mode, or for a Java lease version, feedRange and ContinuationToken: the mode a lease records.
             leases = list(database.get_container_client(trigger.lease_container).query_items(
-                "SELECT c.id, c.Owner, c._ts FROM c", enable_cross_partition_query=True))
+                "SELECT c.id, c.Owner, c._ts, c.Mode, c.version, c.feedRange, c.ContinuationToken FROM c",
+                enable_cross_partition_query=True))
         return CosmosFacts(endpoint, True, database_rid_of(found), containers, leases)
 
 
@@ -162,6 +164,40 @@ def _require_database(database: DatabaseProxy, name: str) -> None:
     """Raises naming COSMOSDB_NAME when the database itself is missing: a missing container is then no news."""
     if _database_exists(database) is False:
         raise CosmosUnavailable(f"database {name!r} (COSMOSDB_NAME) does not exist")
+
+
+def mark_all_versions_feeds(env: Mapping[str, str], trigger: TriggerSettings, *, timeout: float) -> dict[str, str]:
+    """Where whisks' and subjects' all-versions-and-deletes feeds stand now: a continuation of each, to replay from.
+
+    That feed can be read from now or from a continuation only, never from a time; a mark taken before a region
+    moves to it lets `replay --from-mark` send what the region's new leases, which start from their own now, miss.
+    """
+    names = list(dict.fromkeys([trigger.whisks_container, trigger.subjects_container]))
+    client, containers = open_containers(env, trigger, names, timeout=timeout)
+    marks = {}
+    with _reported(_setting(env), client.client_connection.url_connection), client:
+        for name, container in containers.items():
+            for _ in container.query_items_change_feed(mode="AllVersionsAndDeletes", start_time="Now").by_page():
+                pass  # from now: every feed range answers "nothing yet" (304) once, and the state holds each one's etag
+            # The state of the whole read, as the SDK's own ChangeFeedIterable._unpack takes it: a page's
+            # continuation is only set when the page holds changes, and a read from now has none.
+            marks[name] = container.client_connection.last_response_headers.get("etag")
+    return marks
+
+
+def marked_pages(container: ContainerProxy, mark: str, *, setting: str = "COSMOSDB",
+                 page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[list]:
+    """The container's all-versions-and-deletes changes from a mark (mark_all_versions_feeds) up to now.
+
+    The mark holds every feed range's place, and one reading goes through them in turn, so it is read to its end:
+    replay_pages leaves out changes after until_ts by their metadata.crts.
+    """
+    endpoint = container.client_connection.url_connection
+    with _reported(setting, endpoint):
+        for page in container.query_items_change_feed(continuation=mark, max_item_count=page_size).by_page():
+            page = list(page)
+            if page:
+                yield page
 
 
 def change_feed_pages(container: ContainerProxy, since: datetime, until_ts: Optional[int], *,
@@ -232,3 +268,36 @@ def _sample(container: ContainerProxy, name: str, since: int, bounds: FeedSample
         if stopped_by:
             break
     return ChangeFeedSample(name, since, tuple(changes), read, round(sum(charges), 2), stopped_by)
+
+
+def probe_all_versions_feeds(env: Mapping[str, str], trigger: TriggerSettings, *,
+                             timeout: float) -> dict[str, FeedProbe]:
+    """Reads whisks' and subjects' all-versions-and-deletes feed from now, as the triggers would start it.
+
+    azure-cosmos asks for it with `A-IM: Full-Fidelity Feed` and the wire format version 2021-09-15; an
+    account without continuous backup or without the feature answers 400. A missing container is left out.
+    """
+    client, endpoint = open_client(env, trigger, timeout=timeout)
+    probes = {}
+    with _reported(_setting(env), endpoint), client:
+        database = client.get_database_client(trigger.database)
+        for name in dict.fromkeys([trigger.whisks_container, trigger.subjects_container]):
+            charges: list[float] = []
+
+            def charged(response) -> None:
+                charges.append(float(response.http_response.headers.get("x-ms-request-charge") or 0))
+
+            container = database.get_container_client(name)
+            try:
+                pages = container.query_items_change_feed(mode="AllVersionsAndDeletes", start_time="Now",
+                                                          max_item_count=1, raw_response_hook=charged).by_page()
+                next(pages, None)
+            except CosmosResourceNotFoundError:
+                continue
+            except CosmosHttpResponseError as exc:
+                if exc.status_code not in (400, 403):
+                    raise
+                probes[name] = FeedProbe(name, False, exc.status_code, _first_line(exc), round(sum(charges), 2))
+                continue
+            probes[name] = FeedProbe(name, True, request_charge=round(sum(charges), 2))
+    return probes

@@ -39,6 +39,17 @@ class CosmosFacts:
     leases: Optional[list[Mapping]] = None
 
 
+@dataclasses.dataclass(frozen=True)
+class FeedProbe:
+    """Whether the account serves a container's all-versions-and-deletes change feed, from one read from now."""
+
+    container: str
+    served: bool
+    status: Optional[int] = None  # the refusal's HTTP status
+    message: str = ""  # the refusal's first line
+    request_charge: float = 0.0
+
+
 def cosmos_endpoint(env: Mapping[str, str]) -> tuple[Optional[str], str]:
     """(account endpoint, how the app authenticates), as the Functions host chooses: the connection string wins."""
     connection = (env.get("COSMOSDB") or "").strip()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Optional, TextIO
 
 from ..settings import Settings, SettingsError, TriggerSettings, declared_soft_delete_ttl
@@ -148,8 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "Exit status: 0 when every page was sent (or printed), 1 otherwise.")
     replay.add_argument("--container", required=True, choices=("whisks", "subjects", "all"),
                         help="which container's changes to replay (the names come from the settings)")
-    replay.add_argument("--since", required=True, type=_time, metavar="TIME",
-                        help="replay changes made at or after this time")
+    start = replay.add_mutually_exclusive_group(required=True)
+    start.add_argument("--since", type=_time, metavar="TIME",
+                       help="replay changes made at or after this time")
+    start.add_argument("--from-mark", type=argparse.FileType("r", encoding="utf-8"), metavar="FILE",
+                       help="replay the all-versions-and-deletes feed, hard deletes included, from the marks `mark` "
+                            "wrote (docs/DEPLOY.md, moving a region between change feed modes)")
     replay.add_argument("--until", type=_time, metavar="TIME",
                         help="leave out changes made after this time (default: up to the end of the feed)")
     replay.add_argument("--dry-run", action="store_true",
@@ -157,12 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
                              "secret is shown as ***")
     replay.add_argument("--page-size", type=_page_size, default=1000, metavar="N",
                         help="changes per page, each page delivered before the next is read (default: 1000)")
+    commands.add_parser(
+        "mark", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="print where the all-versions-and-deletes feeds stand now, for replay --from-mark",
+        description="Reads the all-versions-and-deletes change feed of whisks and subjects from now and prints\n"
+                    "each one's continuation as JSON. That feed cannot be read from a time; `replay --from-mark`\n"
+                    "reads it, hard deletes included, from these marks. Take them before a region moves to\n"
+                    "COSMOSDB_CHANGE_FEED_MODE=AllVersionsAndDeletes (docs/DEPLOY.md).\n\n"
+                    "Exit status: 0 when both feeds were marked, 1 otherwise.")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str, str]] = None,
          stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
-         page_source: Optional[PageSource] = None, gather=None, sampler=None) -> int:
+         page_source: Optional[PageSource] = None, gather=None, sampler=None, prober=None, marker=None) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
@@ -178,6 +191,8 @@ def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str,
         return EXIT_USAGE
     env = effective.values
     source = f"{args.settings} over the environment" if args.settings else "the environment"
+    if args.command == "mark":
+        return _mark(env, args.timeout, stdout, stderr, marker)
     if args.command == "check":
         from .check import run_check
 
@@ -191,7 +206,7 @@ def main(argv: Optional[Sequence[str]] = None, *, environ: Optional[Mapping[str,
         return run_check(env, stdout, source=source, kafka=args.kafka, cosmos=args.cosmos,
                          timeout=args.timeout, gather=gather, sample=bounds if args.sample else None,
                          min_soft_delete_ttl=min_soft_delete_ttl, sampler=sampler,
-                         from_environment=effective.from_environment)
+                         from_environment=effective.from_environment, prober=prober)
     return _replay(args, env, stdout, stderr, page_source)
 
 
@@ -199,7 +214,7 @@ def _replay(args, env: Mapping[str, str], stdout: TextIO, stderr: TextIO, page_s
     from ..producer import close_shared_producers
     from .replay import ReplaySource, run_replay
 
-    if args.until is not None and args.until < args.since:
+    if args.until is not None and args.since is not None and args.until < args.since:
         stderr.write("error: --until is before --since\n")
         return EXIT_USAGE
     references = key_vault_references(env)
@@ -218,13 +233,20 @@ def _replay(args, env: Mapping[str, str], stdout: TextIO, stderr: TextIO, page_s
     names = {ContainerKind.WHISKS: trigger.whisks_container, ContainerKind.SUBJECTS: trigger.subjects_container}
     until_ts = None if args.until is None else math.floor(args.until.timestamp())
     # _ts counts whole seconds: a change in the second of --since is kept (at least once).
-    since_ts = math.floor(args.since.timestamp())
+    since_ts = None if args.since is None else math.floor(args.since.timestamp())
+    start = args.since
+    if args.from_mark is not None:
+        try:
+            start = read_marks(args.from_mark, trigger, [names[k] for k in kinds])
+        except ValueError as exc:
+            stderr.write(f"error: --from-mark {args.from_mark.name}: {exc}\n")
+            return EXIT_USAGE
     if page_source is None:
         page_source = _cosmos_page_source
     from .errors import CosmosUnavailable
 
     try:
-        pages, close = page_source(env, trigger, [names[k] for k in kinds], args.since, until_ts,
+        pages, close = page_source(env, trigger, [names[k] for k in kinds], start, until_ts,
                                    timeout=args.timeout, page_size=args.page_size)
     except CosmosUnavailable as exc:
         stderr.write(f"error: {exc}\n")
@@ -241,11 +263,68 @@ def _replay(args, env: Mapping[str, str], stdout: TextIO, stderr: TextIO, page_s
         close_shared_producers(timeout=5)
 
 
-def _cosmos_page_source(env, trigger, names, since, until_ts, *, timeout, page_size):
+def _cosmos_page_source(env, trigger, names, start, until_ts, *, timeout, page_size):
+    """Each container's pages from `start`: a time (the latest-version feed), or marks by container name (the
+    all-versions-and-deletes feed, from `mark`)."""
     from . import cosmos
 
     client, containers = cosmos.open_containers(env, trigger, names, timeout=timeout)
     setting = "COSMOSDB" if (env.get("COSMOSDB") or "").strip() else "COSMOSDB__accountEndpoint"
-    pages = {name: cosmos.change_feed_pages(container, since, until_ts, setting=setting, page_size=page_size)
-             for name, container in containers.items()}
+    if isinstance(start, Mapping):
+        pages = {name: cosmos.marked_pages(container, start[name], setting=setting, page_size=page_size)
+                 for name, container in containers.items()}
+    else:
+        pages = {name: cosmos.change_feed_pages(container, start, until_ts, setting=setting, page_size=page_size)
+                 for name, container in containers.items()}
     return pages, client.close
+
+
+MARKS_FORMAT = "cache-invalidator marks 1"
+
+
+def read_marks(stream: TextIO, trigger: TriggerSettings, names: list[str]) -> dict[str, str]:
+    """The continuation of each named container from a file `mark` wrote; ValueError saying what is wrong."""
+    try:
+        document = json.load(stream)
+    except ValueError:
+        raise ValueError("not JSON; give the file `python -m cache_invalidator mark` wrote") from None
+    if not isinstance(document, dict) or document.get("format") != MARKS_FORMAT:
+        raise ValueError("not a file `python -m cache_invalidator mark` wrote")
+    if document.get("database") != trigger.database:
+        raise ValueError(f"marks of database {document.get('database')!r}, not of COSMOSDB_NAME={trigger.database!r}")
+    marks = document.get("marks") if isinstance(document.get("marks"), dict) else {}
+    missing = [name for name in names if not isinstance(marks.get(name), str)]
+    if missing:
+        raise ValueError(f"no mark for {', '.join(repr(name) for name in missing)}")
+    return {name: marks[name] for name in names}
+
+
+def _mark(env: Mapping[str, str], timeout: float, stdout: TextIO, stderr: TextIO, marker) -> int:
+    from .errors import CosmosUnavailable
+
+    references = [name for name in key_vault_references(env) if name.startswith("COSMOSDB")]
+    if references:
+        # Marks read Cosmos DB only: a reference among its settings cannot be resolved here.
+        stderr.write("".join(f"error: {key_vault_reference_problem(name)}\n" for name in references))
+        return EXIT_FAILED
+    try:
+        trigger = TriggerSettings.from_env(env)
+    except SettingsError as exc:
+        stderr.write(f"error: {exc}\n(`python -m cache_invalidator check` lists every settings problem)\n")
+        return EXIT_FAILED
+    if marker is None:
+        try:
+            from .cosmos import mark_all_versions_feeds as marker
+        except ImportError as exc:
+            stderr.write(f"error: the CLI's requirements are missing ({exc.name}): pip install -r requirements-cli.txt\n")
+            return EXIT_FAILED
+    marked_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        marks = marker(env, trigger, timeout=timeout)
+    except CosmosUnavailable as exc:
+        stderr.write(f"error: {exc}\n")
+        return EXIT_FAILED
+    json.dump({"format": MARKS_FORMAT, "database": trigger.database, "marked_at": marked_at, "marks": marks},
+              stdout, indent=1)
+    stdout.write("\n")
+    return EXIT_OK

@@ -18,6 +18,7 @@ from typing import Any, Optional, TextIO
 
 from tqdm import tqdm
 
+from ..envelope import is_envelope, unwrap
 from ..handler import report_skipped
 from ..producer import DeliveryError, shared_producer
 from ..settings import Settings
@@ -37,7 +38,11 @@ def parse_time(text: str) -> datetime:
 
 
 def timestamp_of(document: Any) -> Optional[int]:
-    """The document's _ts (seconds since the epoch), None when it has none."""
+    """The document's _ts (seconds since the epoch), or an all-versions-and-deletes change's metadata.crts in whole
+    seconds; None when it has none."""
+    if is_envelope(document):
+        crts = document["metadata"].get("crts") if isinstance(document["metadata"], dict) else None
+        return int(crts) if isinstance(crts, (int, float)) and not isinstance(crts, bool) and crts >= 0 else None
     if isinstance(document, dict):
         ts = document.get("_ts")
         if type(ts) is int:
@@ -129,7 +134,8 @@ def replay_pages(pages: Iterable[Sequence[Any]], kind: ContainerKind, container:
         summary.documents += len(page)
         summary.before_since += len(early)
         summary.after_until += len(late)
-        batch = translate(documents, kind, **settings.translation_options())
+        # Pages read from a mark are the all-versions-and-deletes feed's: unwrapped as the triggers unwrap them.
+        batch = translate(unwrap(documents).changes, kind, **settings.translation_options())
         report_skipped(batch, container)
         if batch.invalidations:
             if dry_run:

@@ -211,13 +211,15 @@ REGIONS = {
                               kafka_producer_properties={"linger.ms": "5"},
                               kafka_producer_secret_names={"ssl.key.password": "kafka-key-password-westeurope"}),
     "eastus": sasl_region("eastus"),
-    "westus2": {"cluster_id": "westus2", "kafka_hosts": "10.1.0.4:9092", "subnet_id": SUBNET_ID},
+    "westus2": {"cluster_id": "westus2", "kafka_hosts": "10.1.0.4:9092", "subnet_id": SUBNET_ID,
+                "cosmosdb_change_feed_mode": "AllVersionsAndDeletes"},
 }
 
 
 @pytest.fixture(scope="session")
 def regions_plan(terraform):
-    """The plan of two SASL regions and a third whose Kafka is private, from the shared inputs."""
+    """The plan of two SASL regions and a third whose Kafka is private and that reads the all-versions-and-deletes
+    feed, from the shared inputs."""
     code, output, plan = terraform.plan({**SHARED, "regions": REGIONS})
     assert code == 0, output
     return plan

@@ -63,6 +63,27 @@ def test_a_start_time_beside_the_shared_start_from_beginning_fails_naming_the_re
     assert "region westeurope:" not in output
 
 
+def test_an_unknown_change_feed_mode_fails_naming_the_region(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope", cosmosdb_change_feed_mode="Incremental")})
+    assert "cosmosdb_change_feed_mode must be LatestVersion or AllVersionsAndDeletes" in output
+    assert 'region westeurope ("Incremental")' in output
+
+
+def test_all_versions_and_deletes_beside_a_start_time_fails_naming_the_region_and_both_settings(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"), "eastus": sasl_region(
+        "eastus", cosmosdb_change_feed_mode="AllVersionsAndDeletes", cosmosdb_start_from_time="2026-05-01T10:00:00Z")})
+    assert "cosmosdb_change_feed_mode = AllVersionsAndDeletes starts from now or from its leases only" in output
+    assert "COSMOSDB_START_FROM_TIME" in output and "region eastus" in output and "region westeurope" not in output
+
+
+def test_all_versions_and_deletes_beside_the_shared_start_from_the_beginning_fails_naming_the_cluster(terraform):
+    output = plan_failure(terraform, {"westeurope": sasl_region("westeurope",
+                                                               cosmosdb_change_feed_mode="AllVersionsAndDeletes")},
+                          cosmosdb_start_from_beginning=True)
+    assert ("app_settings of cluster westeurope: COSMOSDB_CHANGE_FEED_MODE=AllVersionsAndDeletes starts from now or "
+            "from its leases only") in output
+
+
 def test_sasl_username_without_its_password_secret_fails_naming_the_region(terraform):
     output = plan_failure(terraform, {"westeurope": sasl_region("westeurope"),
                                       "eastus": sasl_region("eastus", kafka_sasl_password_secret_name=None)})

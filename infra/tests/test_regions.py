@@ -106,6 +106,14 @@ def test_the_lease_prefixes_output_matches_the_apps_own(regions_plan):
         assert outputs[region] == {"whisks": trigger.lease_prefix("whisks"), "subjects": trigger.lease_prefix("subjects")}
 
 
+def test_a_regions_change_feed_mode_reaches_its_app_and_its_lease_prefixes(regions_plan):
+    modes = {region: regions_plan.app_settings(region)["COSMOSDB_CHANGE_FEED_MODE"] for region in REGIONS}
+    outputs = regions_plan.document["planned_values"]["outputs"]["lease_prefixes"]["value"]
+    assert modes == {"westeurope": "LatestVersion", "eastus": "LatestVersion", "westus2": "AllVersionsAndDeletes"}
+    assert (outputs["westus2"], outputs["eastus"]["whisks"]) == (
+        {"whisks": "westus2-whisks-avad", "subjects": "westus2-subjects-avad"}, "eastus-whisks")
+
+
 def test_kafka_password_is_a_key_vault_reference_to_the_regions_secret(regions_plan):
     for region in ("westeurope", "eastus"):
         reference = regions_plan.app_settings(region)["KAFKA_SASL_PASSWORD"]

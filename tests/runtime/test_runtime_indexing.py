@@ -56,6 +56,36 @@ def test_metadata_carries_the_start_time_in_utc(start_worker):
     }
 
 
+def test_metadata_carries_all_versions_and_deletes_and_its_own_lease_prefixes(start_worker):
+    host = start_worker({**BASE_SETTINGS, "CLUSTER_ID": "westeurope", "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes"})
+    assert {name: (t["changeFeedMode"], t["leaseContainerPrefix"]) for name, t in triggers(host).items()} == {
+        "invalidate_whisks": ("AllVersionsAndDeletes", "westeurope-whisks-avad"),
+        "invalidate_subjects": ("AllVersionsAndDeletes", "westeurope-subjects-avad"),
+    }
+
+
+def test_the_worker_indexes_with_the_azure_functions_the_package_ships_for_3_13(start_worker):
+    """requirements.txt pins azure-functions for Python 3.13 to devhost/requirements.txt's version."""
+    import re
+    from pathlib import Path
+
+    import azure.functions
+
+    root = Path(__file__).resolve().parents[2]
+    pins = {re.search(r"^azure-functions==(\S+?)(;|$)", (root / path).read_text(), re.M).group(1)
+            for path in ("requirements.txt", "devhost/requirements.txt")}
+    assert pins == {azure.functions.__version__}
+
+
+def test_init_refuses_all_versions_and_deletes_with_a_start_time_naming_both_settings(start_worker):
+    host = start_worker({**BASE_SETTINGS, "COSMOSDB_CHANGE_FEED_MODE": "AllVersionsAndDeletes",
+                         "COSMOSDB_START_FROM_TIME": "2026-05-01T10:00:00Z"}, init=False)
+    result = host.init().result
+    assert (host.protos.StatusResult.Status.Name(result.status),
+            "COSMOSDB_START_FROM_TIME" in result.exception.message,
+            "COSMOSDB_CHANGE_FEED_MODE" in result.exception.message) == ("Failure", True, True)
+
+
 def test_metadata_does_not_create_the_lease_container_with_a_managed_identity(start_worker):
     host = start_worker({"COSMOSDB_NAME": "openwhisk",
                          "COSMOSDB__accountEndpoint": "https://acct.documents.azure.com:443/"})

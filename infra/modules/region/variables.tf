@@ -181,6 +181,13 @@ variable "app_settings" {
     condition     = length(setintersection(keys(var.app_settings), ["COSMOSDB", "KAFKA_SASL_PASSWORD", "AzureWebJobsStorage"])) == 0
     error_message = "app_settings must not carry a connection string or password (${join(", ", setintersection(keys(var.app_settings), ["COSMOSDB", "KAFKA_SASL_PASSWORD", "AzureWebJobsStorage"]))}): connections use the identity, passwords key_vault_secrets."
   }
+
+  # As the app refuses them at load (cache_invalidator/settings.py): the shared default of
+  # COSMOSDB_START_FROM_BEGINNING reaches a region only here.
+  validation {
+    condition     = lookup(var.app_settings, "COSMOSDB_CHANGE_FEED_MODE", "LatestVersion") != "AllVersionsAndDeletes" || (lookup(var.app_settings, "COSMOSDB_START_FROM_BEGINNING", "false") != "true" && !contains(keys(var.app_settings), "COSMOSDB_START_FROM_TIME"))
+    error_message = "app_settings of cluster ${lookup(var.app_settings, "CLUSTER_ID", "?")}: COSMOSDB_CHANGE_FEED_MODE=AllVersionsAndDeletes starts from now or from its leases only, so COSMOSDB_START_FROM_BEGINNING=true and COSMOSDB_START_FROM_TIME are refused beside it (cosmosdb_start_from_beginning, cosmosdb_start_from_time)."
+  }
 }
 
 variable "alert_action_group_id" {
