@@ -35,6 +35,14 @@ def documented_optional():
             for name in re.findall(r"`([A-Za-z][A-Za-z0-9_<>]*)`", line.split("|")[1])}
 
 
+def documented_never_set():
+    """The settings docs/DEPLOY.md's table of optional settings says no region ever gets."""
+    deploy = (REPO_ROOT / "docs" / "DEPLOY.md").read_text()
+    section = deploy.split("\n### Settings a region gets only when it names them\n", 1)[1].split("\n#", 1)[0]
+    return {name for line in section.splitlines() if line.startswith("| `") and line.split("|")[2].strip().startswith("never")
+            for name in re.findall(r"`([A-Za-z][A-Za-z0-9_<>]*)`", line.split("|")[1])}
+
+
 def known(settings):
     """App settings with placeholders for the values Azure assigns at apply."""
     return {name: "00000000-0000-0000-0000-0000000000ff" if value is None else value for name, value in settings.items()}
@@ -61,6 +69,13 @@ def test_every_setting_the_app_reads_is_set_in_every_region_or_documented_option
         settings = regions_plan.app_settings(region)
         missing = {name for name in settings_the_app_reads() if name not in settings and name not in optional}
         assert missing == set(), f"region {region} lacks {sorted(missing)}"
+
+
+def test_settings_documented_as_never_set_are_in_no_region(regions_plan):
+    never = documented_never_set()
+    assert {"COSMOSDB", "LOCAL_RUN_NAME"} <= never
+    for region in REGIONS:
+        assert never & set(regions_plan.app_settings(region)) == set(), region
 
 
 def test_optional_settings_are_set_where_a_region_names_them(regions_plan):
