@@ -16,6 +16,10 @@ cosmos_database (function)
     A new database with a random name in that account, deleted after the
     test: each test starts from nothing, on the emulator as on a real account.
 
+emulator_only (function)
+    Skips a test that describes the emulator itself, rather than what any
+    account does, when ``COSMOSDB_TEST_CONNECTION`` names another account.
+
 cosmos_emulator_without_avad (session)
     A second emulator, started with ``scripts/cosmos up
     --without-all-versions-and-deletes``: an account without the all versions
@@ -197,6 +201,13 @@ def _managed_emulator(tmp_path_factory, name, cost, **options):
         yield emulator
     finally:
         emulator.down()
+
+
+@pytest.fixture
+def emulator_only(cosmos_emulator):
+    """Skips a test that describes the emulator itself when the tests run against another account."""
+    if not cosmos_emulator.managed:
+        pytest.skip("describes the emulator that scripts/cosmos starts; COSMOSDB_TEST_CONNECTION is another account")
 
 
 @pytest.fixture

@@ -22,12 +22,6 @@ AVAD = "AllVersionsAndDeletes"
 
 
 @pytest.fixture
-def emulator_only(cosmos_emulator):
-    if not cosmos_emulator.managed:
-        pytest.skip("describes the emulator that scripts/cosmos starts; COSMOSDB_TEST_CONNECTION is another account")
-
-
-@pytest.fixture
 def container(cosmos_database):
     return cosmos_database.create_container("whisks", partition_key=PartitionKey(path="/id"))
 
