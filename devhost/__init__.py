@@ -26,6 +26,12 @@ Where it differs from Azure's host:
   (ids and continuations) differ, so leases written here are not taken over by a deployed app, nor the reverse;
 - retries: a failed batch is handed again by the Java processor (it gives the lease up and reads it again within
   about a second), not after the retry policy's exponential back-off of 1 s to 1 min;
+- checkpoints: when a lease's renewal and its checkpoint race, the Java processor (azure-cosmos 4.81.0,
+  epkversion/DocumentServiceLeaseUpdaterImpl) retries the loser with the content it held before the conflict,
+  so a renewal can write back the continuation a checkpoint just replaced. The processor reads on from its own
+  position, so nothing is lost; the lease trails until that range's next change, and another instance taking the
+  lease over before then hands those changes again. The .NET processor applies its update again to the lease it
+  reads after a conflict (DocumentServiceLeaseUpdaterCosmos), so a checkpoint is never undone in Azure;
 - no gRPC, no Application Insights, no scale controller: one instance, logs to the terminal.
 
 Nothing here depends on pytest.
