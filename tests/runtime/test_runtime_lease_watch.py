@@ -75,45 +75,80 @@ def test_the_timer_function_reports_a_missing_lease_container_and_succeeds(start
     assert "lease container 'cache-invalidator-lease' (COSMOSDB_LEASE_CONTAINER) does not exist" in text
 
 
-def test_the_timer_function_reads_the_leases_microsofts_java_processor_writes(
-        start_instance, cosmos_emulator, cosmos_database, kafka_broker):
-    """Both regions run Microsoft's Java processor (devhost/trigger_listener.py, handleLatestVersionChanges): its
-    EPK-range leases, renewed every second, are read, and once each lease's checkpoint follows the last change the
-    estimate is 0; then eastus's app stops, and westeurope's watch reports it stale."""
+def start_regions(start_instance, cosmos_emulator, database, kafka_broker, intervals, **settings):
+    """One instance of each region's app, each driven by Microsoft's Java processor (devhost/trigger_listener.py,
+    handleLatestVersionChanges, EPK-range leases), by region."""
     from tests.kafka_reading import new_topic_name
-    from devhost.trigger_listener import wait_for
-    from tests.written_changes import (REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS, app_settings_over,
-                                       wait_delivered, with_containers, write)
+    from tests.written_changes import REGIONS, app_settings_over
 
-    database = with_containers(cosmos_database)
-    write(database, "whisks", STAMPED_WHISKS)
-    write(database, "subjects", STAMPED_SUBJECTS)
     instances = {}
     for cluster_id in REGIONS:
         topic = new_topic_name(f"cacheInvalidation-{cluster_id}")
         kafka_broker.create_topic(topic)
-        settings = app_settings_over(cosmos_emulator, database, kafka_broker, topic, CLUSTER_ID=cluster_id,
-                                     COSMOSDB_FEED_POLL_DELAY_MS="100", LEASE_WATCH_REGIONS=",".join(REGIONS),
-                                     LEASE_WATCH_STALE_SECONDS="4")
-        instances[cluster_id] = start_instance(settings, f"{cluster_id}-1")
+        region = app_settings_over(cosmos_emulator, database, kafka_broker, topic, CLUSTER_ID=cluster_id,
+                                   COSMOSDB_FEED_POLL_DELAY_MS="100", LEASE_WATCH_REGIONS=",".join(REGIONS),
+                                   **settings)
+        instances[cluster_id] = start_instance(region, f"{cluster_id}-1", intervals=intervals)
+    return instances
+
+
+def watched(watcher):
+    """Runs the watch once in this worker: (level, status, leases, owners, pending_changes) by (region, container)."""
+    watcher.logs.clear()
+    assert watcher.invoke_timer("watch_leases") == ("Success", "")
+    return {(field(text, "region"), field(text, "container")): (
+        level, field(text, "status"), field(text, "leases"), field(text, "owners"), field(text, "pending_changes"))
+        for level, text in watch_lines(watcher)}
+
+
+def test_the_timer_function_estimates_the_checkpoints_microsofts_java_processor_writes(
+        start_instance, cosmos_emulator, cosmos_database, kafka_broker):
+    """Both regions' EPK-range leases are read, and once each lease's checkpoint follows the last change, the
+    estimate is 0. No lease is renewed meanwhile (CHECKPOINTS_ONLY): a renewal racing a checkpoint can write the
+    older continuation back (devhost/__init__.py), and the watch would rightly count those changes pending."""
+    from devhost.trigger_listener import CHECKPOINTS_ONLY, wait_for
+    from tests.written_changes import REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS, wait_delivered, with_containers, write
+
+    database = with_containers(cosmos_database)
+    write(database, "whisks", STAMPED_WHISKS)
+    write(database, "subjects", STAMPED_SUBJECTS)
+    instances = start_regions(start_instance, cosmos_emulator, database, kafka_broker, CHECKPOINTS_ONLY,
+                              LEASE_WATCH_STALE_SECONDS="600")
     for instance in instances.values():
         wait_delivered([instance], database)
-    watcher = instances["westeurope"].worker
-
-    def lines():
-        watcher.logs.clear()
-        assert watcher.invoke_timer("watch_leases") == ("Success", "")
-        return {(field(text, "region"), field(text, "container")): (
-            level, field(text, "status"), field(text, "leases"), field(text, "owners"), field(text, "pending_changes"))
-            for level, text in watch_lines(watcher)}
 
     caught_up = {(region, container): (INFORMATION, "healthy", "4", "1", "0")
                  for region in REGIONS for container in ("whisks", "subjects")}
     seen = []
-    wait_for(lambda: seen.append(lines()) or seen[-1] == caught_up, 60, "every region's leases caught up")
-    instances["eastus"].close()  # eastus's app stops: its processors release the leases and renew them no more
+    try:
+        wait_for(lambda: seen.append(watched(instances["westeurope"].worker)) or seen[-1] == caught_up, 60,
+                 "every region's leases caught up")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}; the watch's last reading: {seen[-1]}") from None
+
+
+def test_the_timer_function_reports_stale_the_region_whose_java_processor_stopped(
+        start_instance, cosmos_emulator, cosmos_database, kafka_broker):
+    """Both regions' processors renew their leases every second; then eastus's app stops, its processors release
+    the leases and renew them no more, and westeurope's watch reports eastus stale and itself healthy."""
+    from devhost.trigger_listener import LeaseIntervals, wait_for
+    from tests.written_changes import REGIONS, with_containers
+
+    database = with_containers(cosmos_database)
+    instances = start_regions(start_instance, cosmos_emulator, database, kafka_broker,
+                              LeaseIntervals(renew=1.0, acquire=1.0, expiration=5.0), LEASE_WATCH_STALE_SECONDS="4")
+    watcher = instances["westeurope"].worker
+    held = {(region, container): (INFORMATION, "healthy", "4", "1")
+            for region in REGIONS for container in ("whisks", "subjects")}
+    seen = []
+    try:
+        wait_for(lambda: seen.append({key: value[:4] for key, value in watched(watcher).items()}) or seen[-1] == held,
+                 60, "every region's leases held and renewed")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}; the watch's last reading: {seen[-1]}") from None
+    instances["eastus"].close()
     time.sleep(5)
-    found = lines()
+    found = watched(watcher)
     assert {key: value[:2] for key, value in found.items()} == {
         ("westeurope", "whisks"): (INFORMATION, "healthy"), ("westeurope", "subjects"): (INFORMATION, "healthy"),
         ("eastus", "whisks"): (WARNING, "stale"), ("eastus", "subjects"): (WARNING, "stale")}, found
