@@ -68,12 +68,6 @@ class LeaseIntervals:
     expiration: float = 60.0
 
 
-# No lease is renewed for five minutes: only acquisitions, checkpoints and releases write the leases. What reads
-# the checkpoints the processor wrote uses them, since a renewal racing a checkpoint can write the older
-# continuation back (see this package's docstring).
-CHECKPOINTS_ONLY = LeaseIntervals(renew=300.0, acquire=1.0, expiration=600.0)
-
-
 class TriggerListenerError(RuntimeError):
     """The processor could not be fetched, compiled or started, or it stopped."""
 

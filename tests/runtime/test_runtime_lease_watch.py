@@ -104,15 +104,17 @@ def watched(watcher):
 def test_the_timer_function_estimates_the_checkpoints_microsofts_java_processor_writes(
         start_instance, cosmos_emulator, cosmos_database, kafka_broker):
     """Both regions' EPK-range leases are read, and once each lease's checkpoint follows the last change, the
-    estimate is 0. No lease is renewed meanwhile (CHECKPOINTS_ONLY): a renewal racing a checkpoint can write the
-    older continuation back (devhost/__init__.py), and the watch would rightly count those changes pending."""
-    from devhost.trigger_listener import CHECKPOINTS_ONLY, wait_for
+    estimate is 0. No lease is renewed meanwhile (a first renewal after 300 s): a renewal racing a checkpoint can
+    write the older continuation back (devhost/__init__.py), and the watch would rightly count those changes
+    pending."""
+    from devhost.trigger_listener import LeaseIntervals, wait_for
     from tests.written_changes import REGIONS, STAMPED_SUBJECTS, STAMPED_WHISKS, wait_delivered, with_containers, write
 
     database = with_containers(cosmos_database)
     write(database, "whisks", STAMPED_WHISKS)
     write(database, "subjects", STAMPED_SUBJECTS)
-    instances = start_regions(start_instance, cosmos_emulator, database, kafka_broker, CHECKPOINTS_ONLY,
+    checkpoints_only = LeaseIntervals(renew=300.0, acquire=1.0, expiration=600.0)
+    instances = start_regions(start_instance, cosmos_emulator, database, kafka_broker, checkpoints_only,
                               LEASE_WATCH_STALE_SECONDS="600")
     for instance in instances.values():
         wait_delivered([instance], database)
